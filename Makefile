@@ -1,0 +1,60 @@
+# alexnet-keras: every user-facing command. `make` alone lists them.
+CONFIG ?= configs/demo.yaml
+RUN ?= $(basename $(notdir $(CONFIG)))
+ARGS ?=
+PORT ?= 6006
+IMAGES ?=
+PYTHON ?= python3
+
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_ARGS := --config $(CONFIG) --run $(RUN) $(ARGS)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONPATH := $(CURDIR)/src
+
+.DEFAULT_GOAL := help
+.PHONY: help train test summary data prepare eval predict export tensorboard bench bench-gpu
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: CONFIG=$(CONFIG) RUN=$(RUN) ARGS=\"section.key=value ...\" PORT=$(PORT) IMAGES=\"a.jpg b.png\""
+
+# The environment is rebuilt whenever requirements.txt is newer than the last install.
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+train: $(VENV)/.installed data ## make the data if needed, train CONFIG into logs/RUN/, export a SavedModel
+	$(PY) -m alexnet train $(RUN_ARGS)
+
+test: $(VENV)/.installed ## run the test suite (slow end-to-end tests included)
+	$(PY) -m pytest tests
+
+summary: $(VENV)/.installed ## print the Keras summary of the CONFIG's model
+	$(PY) -m alexnet summary $(RUN_ARGS)
+
+data: $(VENV)/.installed ## generate the offline demo data set into data/demo/ (no-op for other sources)
+	$(PY) -m alexnet data $(RUN_ARGS)
+
+prepare: $(VENV)/.installed ## write CONFIG's data as sharded TFRecords of 256x256 JPEGs (data.colour_stats=true for RGB stats)
+	$(PY) -m alexnet prepare $(RUN_ARGS)
+
+eval: $(VENV)/.installed ## top-1/top-5 error of logs/RUN's best model on the validation split
+	$(PY) -m alexnet eval $(RUN_ARGS)
+
+predict: $(VENV)/.installed ## top-5 classes for IMAGES with logs/RUN's exported model
+	$(PY) -m alexnet predict $(RUN_ARGS) $(IMAGES)
+
+export: $(VENV)/.installed ## export logs/RUN's best checkpoint as a SavedModel to logs/RUN/export/
+	$(PY) -m alexnet export $(RUN_ARGS)
+
+tensorboard: $(VENV)/.installed ## serve logs/ on PORT
+	$(VENV)/bin/tensorboard --logdir logs --port $(PORT) --bind_all
+
+bench: $(VENV)/.installed ## measure step and pipeline throughput; prints a table, writes logs/bench.json
+	$(PY) -m alexnet bench $(RUN_ARGS)
+
+bench-gpu: ## training step on one GPU (TensorFlow or KERAS_BACKEND=jax with only keras + JAX installed)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) src/alexnet/bench_gpu.py

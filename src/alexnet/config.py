@@ -1,0 +1,215 @@
+"""Typed run configuration: defaults, YAML files that override them, dotted command-line overrides.
+
+Every value is checked before any work starts; a mistyped key, a wrong type or an impossible value fails
+with a message naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value that is unknown, mistyped or out of range."""
+
+
+def _range(low=None, high=None, low_open=False):
+    """Field metadata: the accepted numeric range (inclusive unless low_open)."""
+    return {"low": low, "high": high, "low_open": low_open}
+
+
+@dataclass
+class ModelConfig:
+    """The network (paper section 3)."""
+
+    variant: Literal["paper", "paper_grouped", "owt"] = "paper"
+    # 0 takes the class count from the dataset.
+    num_classes: int = field(default=0, metadata=_range(0))
+    # 227, not the paper's 224: 224 with an 11x11 stride-4 valid conv does not give 55 (Caffe uses 227).
+    image_size: int = field(default=227, metadata=_range(35))
+    # Multiplies every conv and fc width; 1.0 is the paper. Smaller values build test-sized networks.
+    width: float = field(default=1.0, metadata=_range(0.0, 1.0, low_open=True))
+    # "paper": weights N(0, 0.01), biases 1 in conv2/4/5, fc6/7 (section 5). "he_normal": a deviation
+    # for short runs on small data, where the paper's init stays at the flat-loss start for minutes.
+    init: Literal["paper", "he_normal"] = "paper"
+    # Dropout probability on fc6 and fc7 (section 4.2).
+    dropout: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    # Inputs are (pixel - mean) * input_scale; the paper uses 0-255 pixels minus the mean (scale 1).
+    input_scale: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
+    # Standard deviation of the PCA colour-noise coefficients alpha_i (section 4.1); 0 turns it off.
+    colour_noise: float = field(default=0.1, metadata=_range(0.0, None))
+    # JSON file with "mean", "eigval", "eigvec" from `make prepare` (data.colour_stats); "" = ImageNet's.
+    colour_stats: str = ""
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are prepared (sections 2 and 4.1)."""
+
+    # demo: generated offline by `make data` into dir; folder: dir/train/<class>/*, dir/val/<class>/*;
+    # tfds: a TFDS dataset by name, dir as its data_dir; records: TFRecords written by `make prepare`.
+    source: Literal["demo", "folder", "tfds", "records"] = "demo"
+    name: str = ""
+    dir: str = "data/demo"
+    train_split: str = "train"
+    val_split: str = "val"
+    # Shorter side resized to this, then the central square kept (section 2).
+    resize_size: int = field(default=256, metadata=_range(35))
+    # paper: random crop + flip of the 256x256 image (section 4.1); inception: random-resized crop + flip.
+    augment: Literal["paper", "inception", "none"] = "paper"
+    shuffle_buffer: int = field(default=10_000, metadata=_range(1))
+    # Where `make prepare` writes TFRecords; "" = data/records/<source name>.
+    prepared_dir: str = ""
+    # Compute the RGB mean and covariance eigen-decomposition at `make prepare`.
+    colour_stats: bool = False
+    # Number of images the demo generator makes per class (train; val is a quarter of it).
+    demo_images_per_class: int = field(default=150, metadata=_range(1))
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (section 5) and the run's mechanics."""
+
+    epochs: int = field(default=90, metadata=_range(1))
+    global_batch_size: int = field(default=128, metadata=_range(1))
+    learning_rate: float = field(default=0.01, metadata=_range(0.0, None, low_open=True))
+    momentum: float = field(default=0.9, metadata=_range(0.0, 1.0))
+    weight_decay: float = field(default=5e-4, metadata=_range(0.0, None))
+    # The paper's update decays every parameter; false exempts biases (Caffe's choice).
+    decay_biases: bool = True
+    # paper: divide by 10 when val error stalls `patience` epochs, at most max_lr_drops times (section 5);
+    # step: divide by 10 every step_epochs (torchvision); constant.
+    schedule: Literal["paper", "step", "constant"] = "paper"
+    patience: int = field(default=3, metadata=_range(1))
+    max_lr_drops: int = field(default=3, metadata=_range(0))
+    step_epochs: int = field(default=30, metadata=_range(1))
+    warmup_epochs: float = field(default=0.0, metadata=_range(0.0))
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
+    # auto: MirroredStrategy when more than one GPU is visible; mirrored forces it (devices optional).
+    strategy: Literal["auto", "mirrored", "default"] = "auto"
+    devices: list[str] = field(default_factory=list)
+    deterministic: bool = False
+    seed: int = 0
+    # 0: one pass over the data per epoch.
+    steps_per_epoch: int = field(default=0, metadata=_range(0))
+    validation_steps: int = field(default=0, metadata=_range(0))
+    # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only.
+    backup_every_steps: int = field(default=0, metadata=_range(0))
+
+
+@dataclass
+class TensorBoardConfig:
+    """What goes into the TensorBoard logs besides the scalars."""
+
+    images: bool = True
+    histograms: bool = True
+    # Steps "first,last" of the first epoch to trace with the profiler; "" for none.
+    profile_steps: str = ""
+
+
+@dataclass
+class Config:
+    """One run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+
+
+def _check_value(key: str, value, hint, metadata):
+    """Returns value converted to hint's type, or raises ConfigError naming key."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    low, high = metadata.get("low"), metadata.get("high")
+    too_low = low is not None and (value <= low if metadata.get("low_open") else value < low)
+    if too_low or (high is not None and value > high):
+        lo = "" if low is None else f"{'>' if metadata.get('low_open') else '>='} {low}"
+        hi = "" if high is None else f"<= {high}"
+        raise ConfigError(f"{key}: {value!r} is out of range (must be {' and '.join(p for p in (lo, hi) if p)})")
+    return value
+
+
+def _merge(obj, updates: dict, prefix: str = ""):
+    """Applies a nested dict of updates to a config dataclass in place, checking every key and value."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {updates!r}")
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for name, value in updates.items():
+        key = prefix + str(name)
+        if name not in fields:
+            raise ConfigError(f"unknown key {key!r}; accepted keys here: {', '.join(fields)}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, key + ".")
+        else:
+            setattr(obj, name, _check_value(key, value, hints[name], fields[name].metadata))
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """Turns ["train.epochs=2", "model.variant=owt"] into a nested dict; values are read as YAML."""
+    nested: dict = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        *parents, leaf = key.strip().split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults, then the YAML file at path (if any), then dotted overrides; validated throughout."""
+    config = Config()
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; the ones shipped are in configs/")
+        _merge(config, yaml.safe_load(path.read_text()) or {})
+    _merge(config, parse_overrides(list(overrides)))
+    return config
+
+
+def to_dict(config: Config) -> dict:
+    """The config as plain nested dicts."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Writes the resolved config as YAML (readable back with load_config)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
