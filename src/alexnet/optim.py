@@ -22,7 +22,9 @@ class PaperSGD(keras.optimizers.SGD):
 
     def decays(self, variable) -> bool:
         """Whether the paper's weight decay applies to this variable."""
-        return self.paper_weight_decay > 0 and (self.decay_biases or variable.name != "bias")
+        # On TensorFlow the optimizer sees the backing tf.Variable, named like "fc6/bias:0".
+        is_bias = variable.name.split(":")[0].split("/")[-1] == "bias"
+        return self.paper_weight_decay > 0 and (self.decay_biases or not is_bias)
 
     def update_step(self, gradient, variable, learning_rate):
         if self.decays(variable):
@@ -30,5 +32,7 @@ class PaperSGD(keras.optimizers.SGD):
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
-        return {**super().get_config(), "paper_weight_decay": self.paper_weight_decay,
+        config = super().get_config()
+        config.pop("nesterov")  # always False: the paper's rule is plain momentum
+        return {**config, "paper_weight_decay": self.paper_weight_decay,
                 "decay_biases": self.decay_biases}

@@ -1,0 +1,145 @@
+"""The network: parameter counts, shapes, the paper's LRN, colour noise and initialisation."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from alexnet.model import (
+    IMAGENET_EIGVAL,
+    IMAGENET_EIGVEC,
+    LocalResponseNormalization,
+    PCAColourNoise,
+    build_alexnet,
+    lrn_reference_ops,
+)
+
+PAPER_SHAPES = {
+    "conv1": (55, 55, 96), "pool1": (27, 27, 96), "conv2": (27, 27, 256), "pool2": (13, 13, 256),
+    "conv3": (13, 13, 384), "conv4": (13, 13, 384), "conv5": (13, 13, 256), "pool5": (6, 6, 256),
+    "fc6": (4096,), "fc7": (4096,), "fc8": (1000,),
+}
+
+
+@pytest.mark.parametrize(
+    "variant, params", [("paper", 62_378_344), ("paper_grouped", 60_965_224), ("owt", 61_100_840)]
+)
+def test_parameter_counts(variant, params):
+    assert build_alexnet(variant).count_params() == params
+
+
+def test_paper_layer_names_and_shapes():
+    model = build_alexnet("paper")
+    for name, shape in PAPER_SHAPES.items():
+        assert model.get_layer(name).output.shape[1:] == shape, name
+    for name in ("lrn1", "lrn2"):
+        assert model.get_layer(name).output.shape[1:] == model.get_layer(f"conv{name[-1]}").output.shape[1:]
+    assert model.input.shape[1:] == (227, 227, 3) and model.input.dtype == "uint8"
+
+
+def test_grouped_and_owt_layouts():
+    grouped = build_alexnet("paper_grouped")
+    assert [grouped.get_layer(f"conv{i}").groups for i in range(1, 6)] == [1, 2, 1, 2, 2]
+    owt = build_alexnet("owt")
+    names = [layer.name for layer in owt.layers]
+    assert "lrn1" not in names and "lrn2" not in names
+    # torchvision drops the inputs of fc6 and fc7; the paper drops their outputs.
+    assert names.index("dropout6") < names.index("fc6") and names.index("dropout7") < names.index("fc7")
+    paper_names = [layer.name for layer in build_alexnet("paper").layers]
+    assert paper_names.index("fc6") < paper_names.index("dropout6")
+
+
+def test_class_count_sets_fc8_and_output_is_a_distribution():
+    model = build_alexnet("paper", num_classes=7, width=1 / 16, image_size=67)
+    probs = np.asarray(model(np.random.default_rng(0).integers(0, 256, (3, 67, 67, 3), dtype=np.uint8)))
+    assert probs.shape == (3, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def numpy_lrn(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
+    """b_i = a_i / (k + alpha * sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j^2)^beta, section 3.3, channel-last."""
+    channels = a.shape[-1]
+    out = np.empty_like(a)
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        out[..., i] = a[..., i] / (k + alpha * np.sum(a[..., lo : hi + 1] ** 2, axis=-1)) ** beta
+    return out
+
+
+def test_lrn_is_the_papers_formula_including_channel_edges():
+    # Large activations so the alpha term matters (with alpha not divided by n).
+    a = np.random.default_rng(1).uniform(0, 300, (2, 4, 4, 9)).astype(np.float32)
+    expected = numpy_lrn(a)
+    assert np.abs(expected - a / 2**0.75).max() > 1.0  # the normalisation is far from the constant-k case
+    np.testing.assert_allclose(np.asarray(LocalResponseNormalization()(a)), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(lrn_reference_ops(ops.convert_to_tensor(a))), expected, rtol=1e-5)
+
+
+def test_fused_and_ops_lrn_agree():
+    a = np.random.default_rng(2).normal(0, 50, (4, 13, 13, 256)).astype(np.float32)
+    fused = np.asarray(LocalResponseNormalization()(a))
+    reference = np.asarray(lrn_reference_ops(ops.convert_to_tensor(a)))
+    np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_colour_noise_is_zero_at_inference():
+    images = np.random.default_rng(3).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    out = np.asarray(PCAColourNoise(0.1)(images, training=False))
+    np.testing.assert_array_equal(out, images.astype(np.float32))
+
+
+def test_colour_noise_statistics_in_training():
+    images = np.full((4000, 2, 2, 3), 128, dtype=np.uint8)
+    shift = np.asarray(PCAColourNoise(0.1, seed=4)(images, training=True)) - 128.0
+    # One RGB shift per image, the same for every pixel.
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1, :1, :], shift.shape), atol=1e-4)
+    per_image = shift[:, 0, 0, :]
+    eigvec = np.array(IMAGENET_EIGVEC)  # columns are eigenvectors
+    coefficients = per_image @ eigvec  # projections onto p_i (the columns are orthonormal)
+    # The shift lies in the span of the eigenvectors: reconstructing it from the projections is exact.
+    np.testing.assert_allclose(coefficients @ eigvec.T, per_image, atol=1e-3)
+    expected_std = 0.1 * np.array(IMAGENET_EIGVAL)
+    np.testing.assert_allclose(coefficients.std(axis=0), expected_std, rtol=0.10)
+    np.testing.assert_allclose(coefficients.mean(axis=0), 0.0, atol=0.1 * expected_std.max())
+    # The components are drawn independently of each other.
+    assert abs(np.corrcoef(coefficients.T)[0, 1]) < 0.1
+
+
+def test_colour_noise_differs_between_calls():
+    images = np.zeros((2, 1, 1, 3), dtype=np.uint8)
+    layer = PCAColourNoise(0.1, seed=5)
+    assert not np.allclose(np.asarray(layer(images, training=True)), np.asarray(layer(images, training=True)))
+
+
+def test_paper_initialisation_statistics():
+    model = build_alexnet("paper", seed=0)
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+        kernel, bias = (np.asarray(w) for w in model.get_layer(name).get_weights())
+        assert abs(kernel.mean()) < 1e-3, name
+        assert kernel.std() == pytest.approx(0.01, rel=0.05), name
+        expected_bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        np.testing.assert_array_equal(bias, expected_bias, err_msg=name)
+
+
+def test_he_normal_initialisation_scales_with_fan_in():
+    model = build_alexnet("paper", init="he_normal", seed=0, width=0.25)
+    kernel = np.asarray(model.get_layer("fc7").kernel)
+    assert kernel.std() == pytest.approx(np.sqrt(2 / kernel.shape[0]), rel=0.05)  # He et al.: sqrt(2 / fan_in)
+
+
+def test_seeded_builds_are_identical():
+    a = build_alexnet("paper", width=1 / 16, image_size=67, seed=3)
+    b = build_alexnet("paper", width=1 / 16, image_size=67, seed=3)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    # Different layers of the same shape do not share initial values.
+    conv4, conv5 = (np.asarray(a.get_layer(n).kernel).ravel()[:1000] for n in ("conv4", "conv5"))
+    assert not np.allclose(conv4, conv5)
+
+
+def test_mixed_precision_keeps_preprocessing_and_output_float32():
+    model = build_alexnet("paper", width=1 / 16, image_size=67, dtype_policy="mixed_bfloat16")
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("standardize").compute_dtype == "float32"
+    out = model(np.zeros((1, 67, 67, 3), np.uint8))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
