@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run", default=None, help="run name: output goes to logs/RUN/")
     parser.add_argument("--logs", default="logs", help="parent directory of run directories")
     parser.add_argument("rest", nargs="*", help="section.key=value overrides (predict: also image files)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     overrides = [a for a in args.rest if "=" in a]
     files = [a for a in args.rest if "=" not in a]
     if files and args.command != "predict":

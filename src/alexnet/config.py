@@ -95,6 +95,8 @@ class TrainConfig:
     # auto: MirroredStrategy when more than one GPU is visible; mirrored forces it (devices optional).
     strategy: Literal["auto", "mirrored", "default"] = "auto"
     devices: list[str] = field(default_factory=list)
+    # Split the CPU into this many logical devices (0: don't), to run MirroredStrategy without GPUs.
+    cpu_devices: int = field(default=0, metadata=_range(0))
     deterministic: bool = False
     seed: int = 0
     # 0: one pass over the data per epoch.
@@ -109,6 +111,8 @@ class TensorBoardConfig:
     """What goes into the TensorBoard logs besides the scalars."""
 
     images: bool = True
+    # Train scalars every this many steps (besides the per-epoch ones).
+    every_steps: int = field(default=10, metadata=_range(1))
     histograms: bool = True
     # Steps "first,last" of the first epoch to trace with the profiler; "" for none.
     profile_steps: str = ""

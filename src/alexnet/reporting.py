@@ -1,0 +1,192 @@
+"""TensorBoard and console reporting for a training run.
+
+Scalars use the optimizer's iteration count as their step, so a resumed run continues each series
+instead of restarting it at 0; events at or below the last step already on disk are not written again.
+Train scalars go to run_dir/train, validation scalars to run_dir/validation, everything else to run_dir.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams import api as hp
+
+
+def last_logged_steps(log_dir: Path) -> dict:
+    """{tag: highest step already written} for the event files under log_dir."""
+    last: dict = {}
+    for path in Path(log_dir).glob("events.out.tfevents.*"):
+        try:
+            for event in EventFileLoader(str(path)).Load():
+                for value in event.summary.value:
+                    last[value.tag] = max(last.get(value.tag, -1), event.step)
+        except tf.errors.DataLossError:  # the tail of a file cut off by a crash
+            pass
+    return last
+
+
+def tile(images: np.ndarray, columns: int) -> np.ndarray:
+    """Arranges (N, H, W, C) images in [0, 1] into one (1, rows*(H+1), columns*(W+1), C) grid."""
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    grid = np.ones((rows * (h + 1), columns * (w + 1), c), np.float32)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        grid[r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = image
+    return grid[None]
+
+
+def conv1_filter_grid(kernel: np.ndarray) -> np.ndarray:
+    """conv1's (k, k, 3, F) kernel as a grid of RGB filters, each scaled to [0, 1] (the paper's Figure 3)."""
+    filters = np.transpose(kernel, (3, 0, 1, 2)).astype(np.float32)
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    high = filters.max(axis=(1, 2, 3), keepdims=True)
+    return tile((filters - low) / np.maximum(high - low, 1e-12), columns=max(1, int(np.ceil(np.sqrt(len(filters) * 1.5)))))
+
+
+def flat_hparams(config_dict: dict) -> dict:
+    """The nested config as {"section.key": scalar}, lists as strings, for the hparams dashboard."""
+    flat = {}
+    for section, values in config_dict.items():
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+class TrainingReporter(keras.callbacks.Callback):
+    """Writes TensorBoard summaries and prints one line per epoch.
+
+    Scalars (train and validation): loss, top-1/top-5 error, learning rate, images per second, epoch
+    time. Images: augmented inputs as the network sees them, conv1 filters. Weight histograms, the
+    resolved config as text and as hparams with the final metrics, and an optional profiler trace.
+    """
+
+    def __init__(self, run_dir, config, global_batch_size: int, sample_images=None, every_steps: int = 10):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.global_batch_size = global_batch_size
+        self.sample_images = sample_images
+        self.colour_noise = None  # a copy of the model's layer, so drawing samples leaves its seed state alone
+        self.every_steps = every_steps
+        names = ("train", "validation", "")
+        self.writers = {n: tf.summary.create_file_writer(str(self.run_dir / n)) for n in names}
+        self.last_step = {n: last_logged_steps(self.run_dir / n) for n in names}
+        profile = config.tensorboard.profile_steps
+        self.profile_range = tuple(int(s) for s in profile.split(",")) if profile else None
+        self.final_logs: dict = {}
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _is_new(self, writer: str, tag: str, step: int) -> bool:
+        """True (and recorded) unless the tag already has an event at step or later, from before a resume."""
+        if step <= self.last_step[writer].get(tag, -1):
+            return False
+        self.last_step[writer][tag] = step
+        return True
+
+    def _scalars(self, writer: str, step: int, values: dict) -> None:
+        with self.writers[writer].as_default(step=step):
+            for tag, value in values.items():
+                if self._is_new(writer, tag, step):
+                    tf.summary.scalar(tag, value)
+
+    @staticmethod
+    def _errors(logs: dict, prefix: str = "") -> dict:
+        return {
+            "loss": float(logs[prefix + "loss"]),
+            "top1_error": 1.0 - float(logs[prefix + "top1"]),
+            "top5_error": 1.0 - float(logs[prefix + "top5"]),
+        }
+
+    def _learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_begin(self, logs=None):
+        step = self._step()
+        if self._is_new("", "config", step):
+            with self.writers[""].as_default(step=step):
+                hp.hparams(flat_hparams(self.config_dict()), trial_id=self.run_dir.name)
+                tf.summary.text("config", "```\n" + yaml.safe_dump(self.config_dict(), sort_keys=False) + "```")
+        self._interval_start = (time.perf_counter(), step)
+
+    def config_dict(self) -> dict:
+        """The resolved config as nested dicts."""
+        from alexnet.config import to_dict
+
+        return to_dict(self.config)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epoch_start = (time.perf_counter(), self._step())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.profile_range and self.epoch == 0 and batch == self.profile_range[0]:
+            tf.profiler.experimental.start(str(self.run_dir / "profile"))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.profile_range and self.epoch == 0 and batch == self.profile_range[1]:
+            tf.profiler.experimental.stop()
+        step = self._step()
+        if step % self.every_steps == 0 and logs:
+            now = time.perf_counter()
+            start, start_step = self._interval_start
+            rate = (step - start_step) * self.global_batch_size / max(now - start, 1e-9)
+            self._interval_start = (now, step)
+            self._scalars("train", step, {**self._errors(logs), "learning_rate": self._learning_rate(),
+                                          "images_per_second": rate})
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        step = self._step()
+        seconds = time.perf_counter() - self.epoch_start[0]
+        rate = (step - self.epoch_start[1]) * self.global_batch_size / max(seconds, 1e-9)
+        lr = self._learning_rate()
+        train = {**self._errors(logs), "learning_rate": lr, "images_per_second": rate, "time": seconds}
+        self._scalars("train", step, {f"epoch_{k}": v for k, v in train.items()})
+        line = (f"epoch {epoch + 1}/{self.params['epochs']}: loss {train['loss']:.4f}, "
+                f"top-1 error {train['top1_error']:.2%}, top-5 error {train['top5_error']:.2%}")
+        if "val_loss" in logs:
+            val = self._errors(logs, "val_")
+            self._scalars("validation", step, {f"epoch_{k}": v for k, v in val.items()})
+            line += (f" | val loss {val['loss']:.4f}, top-1 error {val['top1_error']:.2%}, "
+                     f"top-5 error {val['top5_error']:.2%}")
+            self.final_logs = {f"final/{k}": v for k, v in val.items()}
+        print(f"{line} | lr {lr:.3g}, {rate:.1f} img/s, {seconds:.0f} s", flush=True)
+        if self._is_new("", "filters/conv1", step):
+            self._epoch_images_and_histograms(step)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def _epoch_images_and_histograms(self, step: int) -> None:
+        config = self.config.tensorboard
+        with self.writers[""].as_default(step=step):
+            if config.images:
+                if self.sample_images is not None:
+                    if self.colour_noise is None:
+                        layer = self.model.get_layer("colour_noise")
+                        self.colour_noise = type(layer).from_config(layer.get_config())
+                    seen = self.colour_noise(self.sample_images, training=True)
+                    seen = np.clip(keras.ops.convert_to_numpy(seen), 0, 255) / 255.0
+                    tf.summary.image("inputs/augmented", tile(seen, columns=8), step=step)
+                kernel = keras.ops.convert_to_numpy(self.model.get_layer("conv1").kernel)
+                tf.summary.image("filters/conv1", conv1_filter_grid(kernel), step=step)
+            if config.histograms:
+                for weight in self.model.weights:
+                    if weight.trainable:
+                        tf.summary.histogram(f"weights/{weight.path}", keras.ops.convert_to_numpy(weight))
+
+    def on_train_end(self, logs=None):
+        if self.final_logs:  # only when this fit() ran an epoch, so never twice for one run
+            with self.writers[""].as_default(step=self._step()):
+                for tag, value in self.final_logs.items():
+                    tf.summary.scalar(tag, value)
+        for writer in self.writers.values():
+            writer.flush()

@@ -1,0 +1,71 @@
+"""Learning-rate control: linear warm-up, then the paper's divide-by-10-on-plateau or a fixed step schedule.
+
+The state (drops so far, best validation error, epochs without improvement) is written after every epoch,
+so a resumed run continues with the learning rate it had.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+
+class LearningRateController(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate before every step.
+
+    schedule "paper": divide by 10 when the validation top-1 error has not improved for `patience`
+    epochs, at most `max_lr_drops` times (section 5). "step": divide by 10 every `step_epochs` epochs
+    (torchvision's recipe). "constant": no change. Warm-up scales the rate linearly over the first
+    `warmup_epochs` epochs, by step.
+    """
+
+    def __init__(self, train_config, steps_per_epoch: int, state_path: str | Path):
+        super().__init__()
+        self.config = train_config
+        self.steps_per_epoch = steps_per_epoch
+        self.state_path = Path(state_path)
+        self.state = {"drops": 0, "best_error": None, "wait": 0}
+        self.epoch = 0
+
+    def learning_rate(self, epoch: int, batch: int) -> float:
+        """The rate for a step, from the schedule state and the position in training."""
+        rate = self.config.learning_rate * 0.1 ** self.state["drops"]
+        warmup_steps = self.config.warmup_epochs * self.steps_per_epoch
+        step = epoch * self.steps_per_epoch + batch
+        if step < warmup_steps:
+            rate *= (step + 1) / warmup_steps
+        return rate
+
+    def _history(self) -> dict:
+        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        # After a resume this restores the state the previous epoch ended with.
+        self.state = dict(self._history().get(str(epoch - 1), self.state))
+        if self.config.schedule == "step":
+            self.state["drops"] = epoch // self.config.step_epochs
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.learning_rate(self.epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.config.schedule == "paper" and logs and "val_top1" in logs:
+            error = 1.0 - float(logs["val_top1"])
+            best = self.state["best_error"]
+            if best is None or error < best:
+                self.state.update(best_error=error, wait=0)
+            else:
+                self.state["wait"] += 1
+                if self.state["wait"] >= self.config.patience and self.state["drops"] < self.config.max_lr_drops:
+                    self.state.update(drops=self.state["drops"] + 1, wait=0)
+                    print(f"validation error has not improved for {self.config.patience} epochs: "
+                          f"learning rate divided by 10 (drop {self.state['drops']} of {self.config.max_lr_drops})")
+        history = self._history()
+        history[str(epoch)] = self.state
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(history, indent=1))
+        os.replace(tmp, self.state_path)  # atomic: a crash never leaves half a file
