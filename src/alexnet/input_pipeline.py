@@ -162,7 +162,7 @@ def dataset_info(config) -> DatasetInfo:
         return DatasetInfo(info["class_names"], info["counts"]["train"], info["counts"]["val"])
     if data.source == "tfds":
         builder = tfds_builder(data)
-        counts = [int(_tfds_split_dataset(builder, data, role).cardinality()) for role in ("train", "val")]
+        counts = [int(tfds_split(builder, data, role).cardinality()) for role in ("train", "val")]
         return DatasetInfo(list(builder.info.features["label"].names), *counts)
     class_names, train_files, _ = folder_files(data.dir, data.train_split)
     _, val_files, _ = folder_files(data.dir, data.val_split, class_names)
@@ -217,7 +217,7 @@ def _encoded_examples(config, split: str, pipelines: int, pipeline_id: int) -> t
     if data.source == "records":
         return read_records(data.dir, split, pipelines, pipeline_id)
     if data.source == "tfds":
-        ds = _tfds_split_dataset(tfds_builder(data), data, split, pipelines, pipeline_id)
+        ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id)
         return ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
     class_names = list_folder(data.dir, data.train_split)[0]
     _, files, labels = folder_files(data.dir, data.train_split if split == "train" else data.val_split, class_names)
@@ -320,7 +320,7 @@ def tfds_builder(data):
     return builder
 
 
-def _tfds_split_dataset(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
+def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
     """The raw TFDS dataset of role ("train"/"val"), images left encoded, this pipeline's even share."""
     import tensorflow_datasets as tfds
 
