@@ -65,7 +65,7 @@ def make_folder(root: Path, with_bad=True) -> dict:
 
 
 def folder_config(root, *extra):
-    return load_config(None, [f"data.source=folder", f"data.dir={root}", f"data.resize_size={RESIZE}",
+    return load_config(None, ["data.source=folder", f"data.dir={root}", f"data.resize_size={RESIZE}",
                               f"model.image_size={SIZE}", "train.global_batch_size=4", *extra])
 
 

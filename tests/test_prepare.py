@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from alexnet import input_pipeline as ip
 from alexnet.config import load_config
@@ -66,7 +65,7 @@ def test_prepare_reruns_cleanly_and_records_shard_over_pipelines(tmp_path):
     make_folder(tmp_path / "images", with_bad=False)
     out = tmp_path / "records"
     config = folder_config(tmp_path / "images", f"data.prepared_dir={out}")
-    (out).mkdir()
+    out.mkdir()
     (out / "train-00000-of-00099.tfrecord").write_bytes(b"stale shard of an older run")
     (out / "train-00003-of-00008.tfrecord.tmp").write_bytes(b"half-written shard of a killed run")
     first = prepare(config)
