@@ -1,0 +1,243 @@
+"""`make bench`: training-step and input-pipeline throughput on this machine, measured in one run.
+
+(a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on;
+(b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN;
+(c) the training input pipeline (make_dataset) on full-size JPEG files and on prepared 256x256 records,
+    each beside a bare read + tf.io.decode_jpeg loop over the same data;
+(d) model.fit fed by make_dataset from the JPEG files, and its ratio to the synthetic step.
+Every figure is the median of `reps` timed repetitions after a warm-up, with min-max. Prints one table and
+writes <logs>/bench.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet import input_pipeline
+from alexnet.demo_data import ensure_demo_data
+from alexnet.model import LocalResponseNormalization, build_alexnet
+
+AUTOTUNE = tf.data.AUTOTUNE
+TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9}
+
+
+@dataclass
+class BenchSettings:
+    """What is measured and how often; the defaults fit in under 10 minutes on 2 CPU cores."""
+
+    variant: str = "paper"
+    width: float = 1.0  # 1.0 = the paper's network; tests use a tiny one
+    batch: int = 64
+    steps: int = 2  # training steps per timed repetition (a paper step is ~2 s on 2 CPU cores)
+    reps: int = 5  # timed repetitions per figure, after one untimed repetition of the same size
+    pipeline_batches: int = 16  # input-pipeline batches per timed repetition
+    pipeline_warmup: int = 4  # untimed batches first (fills the shuffle and prefetch buffers)
+    precisions: tuple[str, ...] = ("float32", "mixed_bfloat16")
+    jit: tuple[bool, ...] = (False, True)
+
+
+def _summary(samples: list[float]) -> dict:
+    """Median, min and max of per-repetition images/s."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": [round(s, 2) for s in samples]}
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Seconds of every epoch, from its first step to its last loss value."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        float(logs["loss"])  # a host copy of the loss: the epoch's last step has finished
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def time_fit(model: keras.Model, dataset: tf.data.Dataset, settings: BenchSettings) -> list[float]:
+    """Images/s of model.fit on an endless dataset: one untimed epoch (tracing, XLA), then `reps` timed epochs."""
+    timer = _EpochTimer()
+    model.fit(dataset, steps_per_epoch=settings.steps, epochs=1 + settings.reps, verbose=0, shuffle=False,
+              callbacks=[timer])
+    return [settings.batch * settings.steps / s for s in timer.seconds[1:]]
+
+
+def time_pipeline(dataset: tf.data.Dataset, settings: BenchSettings) -> list[float]:
+    """Images/s of iterating an endless batched dataset, after pipeline_warmup untimed batches."""
+    iterator = iter(dataset)
+    for _ in range(settings.pipeline_warmup):
+        next(iterator)
+    samples = []
+    for _ in range(settings.reps):
+        start = time.perf_counter()
+        for _ in range(settings.pipeline_batches):
+            next(iterator)
+        samples.append(settings.batch * settings.pipeline_batches / (time.perf_counter() - start))
+    return samples
+
+
+def synthetic_dataset(batch: int, image_size: int, num_classes: int) -> tf.data.Dataset:
+    """One random uint8 batch in memory, repeated forever: a training step with no input cost."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, batch, dtype=np.int32)
+    return tf.data.Dataset.from_tensors((images, labels)).repeat()
+
+
+def without_lrn(model: keras.Model) -> keras.Model:
+    """A fresh copy of model with every LocalResponseNormalization replaced by an identity layer."""
+
+    def clone(layer):
+        if isinstance(layer, LocalResponseNormalization):
+            return keras.layers.Identity(name=layer.name, dtype=layer.dtype_policy)
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def _model(settings: BenchSettings, num_classes: int, image_size: int, precision: str, jit: bool, lrn: bool = True):
+    """The benchmarked network, compiled with plain SGD + momentum and sparse categorical cross-entropy."""
+    keras.backend.clear_session()  # frees the previous model's ~1 GB of weights and slots
+    model = build_alexnet(settings.variant, num_classes, image_size, settings.width, dtype_policy=precision, seed=0)
+    if not lrn:
+        model = without_lrn(model)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy",
+                  jit_compile=jit)
+    return model
+
+
+def _bare_decode(encoded: tf.data.Dataset, batch: int) -> tf.data.Dataset:
+    """Read + tf.io.decode_jpeg only, in parallel, batched as shapes (decoded images differ in size)."""
+    ds = encoded.repeat().map(lambda data: tf.shape(tf.io.decode_jpeg(data, channels=3)), num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = False  # as make_dataset's training split
+    return ds.batch(batch).prefetch(AUTOTUNE).with_options(options)
+
+
+def _config_for(config, batch: int, **data_changes):
+    """A copy of config with the benchmark's batch size and the given data.* values."""
+    config = copy.deepcopy(config)
+    config.train.global_batch_size = batch
+    config.data = dataclasses.replace(config.data, **data_changes)
+    return config
+
+
+def _label(precision: str, jit: bool) -> str:
+    return f"{precision}, XLA {'on' if jit else 'off'}"
+
+
+def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None = None) -> dict:
+    """Runs (a)-(d) for config's data (source demo or folder), prints one table, writes logs_dir/bench.json.
+
+    The LRN ratio and the fit from files use config.train.precision and config.train.jit_compile.
+    """
+    from alexnet.prepare import prepare
+
+    settings = settings or BenchSettings()
+    if config.data.source not in ("demo", "folder"):
+        raise ValueError(f"make bench reads JPEG files: data.source must be 'demo' or 'folder', got {config.data.source!r}")
+    logs_dir = Path(logs_dir)
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    ensure_demo_data(config.data)
+    files_config = _config_for(config, settings.batch)
+    num_classes = len(input_pipeline.dataset_info(files_config).class_names)
+    image_size = config.model.image_size
+    rows, ratios = [], []
+
+    def measure(key, label, samples):
+        rows.append({"key": key, "label": label, **_summary(samples)})
+        print(f"bench: {label}: {rows[-1]['median']:.1f} img/s", flush=True)
+        return rows[-1]["median"]
+
+    def ratio(key, label, value, target=None):
+        ratios.append({"key": key, "label": label, "value": value, "target": target,
+                       "met": None if target is None else bool(value >= target)})
+
+    # (a) the training step with no input cost, at each precision and XLA setting.
+    step = {}
+    synthetic = synthetic_dataset(settings.batch, image_size, num_classes)
+    for precision in settings.precisions:
+        for jit in settings.jit:
+            model = _model(settings, num_classes, image_size, precision, jit)
+            step[precision, jit] = measure(f"step_{precision}_xla_{'on' if jit else 'off'}",
+                                           f"step, synthetic uint8, {_label(precision, jit)}", time_fit(model, synthetic, settings))
+    # (b) the same step without LRN, at the config's training settings.
+    default = (config.train.precision, config.train.jit_compile)
+    if default not in step:
+        step[default] = measure("step_config", f"step, synthetic uint8, {_label(*default)}",
+                                time_fit(_model(settings, num_classes, image_size, *default), synthetic, settings))
+    no_lrn = measure("step_no_lrn", f"step, synthetic uint8, no LRN, {_label(*default)}",
+                     time_fit(_model(settings, num_classes, image_size, *default, lrn=False), synthetic, settings))
+    ratio("lrn", "step with LRN / without LRN", step[default] / no_lrn, TARGETS["lrn"])
+
+    # (c) input pipelines: full-size JPEG files, then the same images prepared as 256x256 records.
+    files = input_pipeline.folder_files(config.data.dir, config.data.train_split)[1]
+    jpeg = measure("pipeline_jpeg", "input make_dataset, full-size JPEG files",
+                   time_pipeline(input_pipeline.make_dataset(files_config, "train").repeat(), settings))
+    bare_jpeg = measure("bare_decode_jpeg", "input bare read + decode_jpeg, same files",
+                        time_pipeline(_bare_decode(tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file), settings.batch), settings))
+    ratio("jpeg_pipeline", "make_dataset / bare decode, JPEG files", jpeg / bare_jpeg, TARGETS["jpeg_pipeline"])
+    prepared = prepare(_config_for(config, settings.batch, prepared_dir=str(logs_dir / "bench_records")))
+    records_config = _config_for(config, settings.batch, source="records", dir=str(prepared["dir"]))
+    records = measure("pipeline_records", "input make_dataset, prepared 256x256 records",
+                      time_pipeline(input_pipeline.make_dataset(records_config, "train").repeat(), settings))
+    encoded = input_pipeline.read_records(str(prepared["dir"]), "train").map(lambda data, label: data)
+    bare_records = measure("bare_decode_records", "input bare read + decode_jpeg, same records",
+                           time_pipeline(_bare_decode(encoded, settings.batch), settings))
+    ratio("records_pipeline", "make_dataset / bare decode, records", records / bare_records)
+    ratio("records_speedup", "make_dataset records / JPEG files", records / jpeg)
+
+    # (d) the whole training step fed from the JPEG files.
+    fit = measure("fit_jpeg", f"fit from JPEG files via make_dataset, {_label(*default)}",
+                  time_fit(_model(settings, num_classes, image_size, *default), input_pipeline.make_dataset(files_config, "train").repeat(), settings))
+    ratio("fit", f"fit from files / synthetic step, {_label(*default)}", fit / step[default], TARGETS["fit"])
+
+    result = {
+        "settings": dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
+                                                    "train_files": len(files), "data_dir": config.data.dir},
+        "environment": {"tensorflow": tf.__version__, "keras": keras.__version__, "cpus": os.cpu_count(),
+                        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+                        "seconds": round(time.perf_counter() - started, 1)},
+        "rows": rows,
+        "ratios": ratios,
+    }
+    print(format_table(result))
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    (logs_dir / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"bench: wrote {logs_dir / 'bench.json'}")
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The one table `make bench` prints: images/s (median, min-max) then the ratios against their targets."""
+    s, env = result["settings"], result["environment"]
+    lines = [
+        f"{s['variant']} AlexNet (width {s['width']}), batch {s['batch']}, {s['num_classes']} classes, "
+        f"{env['cpus']} CPUs, TF {env['tensorflow']}, Keras {env['keras']}, load {env['load_average_before']:.1f}; "
+        f"median of {s['reps']} reps ({s['steps']} steps or {s['pipeline_batches']} batches each) after warm-up; "
+        f"{env['seconds']:.0f} s",
+        f"| {'measurement':<58} | {'img/s':>8} | {'min-max':>15} |",
+        f"|{'-' * 60}|{'-' * 10}|{'-' * 17}|",
+    ]
+    for row in result["rows"]:
+        spread = f"{row['min']:.1f}-{row['max']:.1f}"
+        lines.append(f"| {row['label']:<58} | {row['median']:>8.1f} | {spread:>15} |")
+    lines.append(f"| {'ratio':<58} | {'value':>8} | {'target':>15} |")
+    for r in result["ratios"]:
+        target = "" if r["target"] is None else f">= {r['target']:.2f} {'met' if r['met'] else 'MISSED'}"
+        lines.append(f"| {r['label']:<58} | {r['value']:>7.2f}x | {target:>15} |")
+    return "\n".join(lines)

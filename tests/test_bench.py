@@ -1,0 +1,27 @@
+"""`make bench` machinery on a tiny network and data set: every row and ratio is there, table and JSON agree."""
+
+import json
+
+from alexnet import bench
+from alexnet.config import Config
+
+
+def test_run_benchmarks_tiny(tmp_path):
+    config = Config()
+    config.data.dir = str(tmp_path / "demo")
+    config.data.demo_images_per_class = 2
+    settings = bench.BenchSettings(width=0.125, batch=4, steps=1, reps=1, pipeline_batches=1, pipeline_warmup=1,
+                                   precisions=("float32",), jit=(False, True))
+    result = bench.run_benchmarks(config, tmp_path / "logs", settings)
+
+    assert json.loads((tmp_path / "logs" / "bench.json").read_text()) == json.loads(json.dumps(result))
+    keys = [row["key"] for row in result["rows"]]
+    assert keys == ["step_float32_xla_off", "step_float32_xla_on", "step_no_lrn", "pipeline_jpeg",
+                    "bare_decode_jpeg", "pipeline_records", "bare_decode_records", "fit_jpeg"]
+    assert all(row["min"] <= row["median"] <= row["max"] and len(row["samples"]) == 1 for row in result["rows"])
+    ratios = {r["key"]: r for r in result["ratios"]}
+    assert set(ratios) == {"lrn", "jpeg_pipeline", "records_pipeline", "records_speedup", "fit"}
+    assert ratios["lrn"]["target"] == 0.8 and isinstance(ratios["lrn"]["met"], bool)
+    table = bench.format_table(result)
+    assert all(row["label"] in table for row in result["rows"])
+    assert all(r["label"] in table for r in result["ratios"])
