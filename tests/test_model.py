@@ -143,3 +143,9 @@ def test_mixed_precision_keeps_preprocessing_and_output_float32():
     assert model.get_layer("standardize").compute_dtype == "float32"
     out = model(np.zeros((1, 67, 67, 3), np.uint8))
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
+
+
+def test_he_normal_starts_biases_at_zero():
+    model = build_alexnet("paper", init="he_normal", width=1 / 16, image_size=67)
+    for name in ("conv2", "fc6", "fc7"):
+        np.testing.assert_array_equal(np.asarray(model.get_layer(name).bias), 0.0)

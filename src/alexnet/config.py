@@ -35,8 +35,8 @@ class ModelConfig:
     image_size: int = field(default=227, metadata=_range(35))
     # Multiplies every conv and fc width; 1.0 is the paper. Smaller values build test-sized networks.
     width: float = field(default=1.0, metadata=_range(0.0, 1.0, low_open=True))
-    # "paper": weights N(0, 0.01), biases 1 in conv2/4/5, fc6/7 (section 5). "he_normal": a deviation
-    # for short runs on small data, where the paper's init stays at the flat-loss start for minutes.
+    # "paper": weights N(0, 0.01), biases 1 in conv2/4/5, fc6/7 (section 5). "he_normal" (He et al. 2015,
+    # biases 0): a deviation for short runs on small data, where the paper's start stays on a flat loss.
     init: Literal["paper", "he_normal"] = "paper"
     # Dropout probability on fc6 and fc7 (section 4.2).
     dropout: float = field(default=0.5, metadata=_range(0.0, 1.0))

@@ -170,8 +170,9 @@ def build_alexnet(
 
     def kernel_init(name):
         return _kernel_initializer(init, None if seed is None else seed + weighted.index(name))
-    # Biases 1 in conv2, conv4, conv5, fc6, fc7 "to accelerate the early stages of learning" (section 5).
-    ones_bias = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    # Biases 1 in conv2, conv4, conv5, fc6, fc7 "to accelerate the early stages of learning" (section 5);
+    # he_normal starts every bias at 0, as He et al. do.
+    ones_bias = {"conv2", "conv4", "conv5", "fc6", "fc7"} if init == "paper" else set()
 
     def bias(name):
         return "ones" if name in ones_bias else "zeros"
