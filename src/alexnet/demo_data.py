@@ -27,11 +27,12 @@ TEXTURES = ("horizontal_stripes", "vertical_stripes", "checkerboard", "dots")
 CLASSES = SHAPES + TEXTURES
 SIDE_RANGE = (300, 500)  # image width and height, drawn independently: ImageNet-like sizes and aspect ratios
 OBJECT_FRACTION = (0.4, 0.75)  # object diameter / shorter side: large enough to survive the 227 crop of 256
-MIN_COLOUR_DISTANCE = 110.0  # RGB distance between background and object colours, so every shape is visible
+# Any two colours of an image differ this much in luminance: the shape shows in brightness, not only in hue.
+MIN_LUMINANCE_DIFFERENCE = 70.0
 JPEG_QUALITY = 90
 MANIFEST = "manifest.json"
 # Bump when the drawing changes: a data set written by another version is regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SEED = 2012
 
 
@@ -41,13 +42,13 @@ def val_images_per_class(train_images_per_class: int) -> int:
 
 
 def _colours(rng: np.random.Generator, count: int) -> list[np.ndarray]:
-    """count random RGB colours, each at least MIN_COLOUR_DISTANCE from the ones before it."""
-    chosen: list[np.ndarray] = []
-    while len(chosen) < count:
-        c = rng.uniform(0, 255, 3).astype(np.float32)
-        if all(np.linalg.norm(c - other) >= MIN_COLOUR_DISTANCE for other in chosen):
-            chosen.append(c)
-    return chosen
+    """count random RGB colours whose luminances differ pairwise by MIN_LUMINANCE_DIFFERENCE or more."""
+    while True:  # redraw the whole set: completing a set one colour at a time can get stuck
+        colours = rng.uniform(0, 255, (count, 3)).astype(np.float32)
+        luminance = colours @ np.array([0.299, 0.587, 0.114], np.float32)
+        gaps = np.abs(luminance[:, None] - luminance[None, :]) + np.eye(count) * 255
+        if gaps.min() >= MIN_LUMINANCE_DIFFERENCE:
+            return list(colours)
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, grid: int, amplitude: float) -> np.ndarray:
@@ -131,13 +132,13 @@ def render(name: str, rng: np.random.Generator) -> Image.Image:
     n_colours = 3 if name in TEXTURES else 2
     background, *object_colours = _colours(rng, n_colours)
 
-    image = background + _smooth_noise(rng, height, width, 4, 45) + _smooth_noise(rng, height, width, 24, 12)
+    image = background + _smooth_noise(rng, height, width, 4, 25) + _smooth_noise(rng, height, width, 24, 8)
     if name in TEXTURES:
         p = _pattern(name, rng, (width, height), cx, cy, r)[..., None]
         fill = object_colours[0] * (1 - p) + object_colours[1] * p
     else:
         fill = object_colours[0] + np.zeros_like(image)
-    fill = fill + _smooth_noise(rng, height, width, 3, 25)  # uneven lighting on the object
+    fill = fill + _smooth_noise(rng, height, width, 3, 15)  # uneven lighting on the object
     m = _mask(name, rng, (width, height), cx, cy, r)[..., None]
     image = image * (1 - m) + fill * m
     image += 5 * rng.standard_normal(image.shape, dtype=np.float32)  # sensor grain
