@@ -38,7 +38,7 @@ summary: $(VENV)/.installed ## print the Keras summary of the CONFIG's model
 data: $(VENV)/.installed ## generate the offline demo data set into data/demo/ (no-op for other sources)
 	$(PY) -m alexnet data $(RUN_ARGS)
 
-prepare: $(VENV)/.installed ## write CONFIG's data as sharded TFRecords of 256x256 JPEGs (data.colour_stats=true for RGB stats)
+prepare: $(VENV)/.installed data ## write CONFIG's data as sharded TFRecords of 256x256 JPEGs (data.colour_stats=true for RGB stats)
 	$(PY) -m alexnet prepare $(RUN_ARGS)
 
 eval: $(VENV)/.installed ## top-1/top-5 error of logs/RUN's best model on the validation split

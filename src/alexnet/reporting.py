@@ -31,6 +31,9 @@ def last_logged_steps(log_dir: Path) -> dict:
     return last
 
 
+FILTER_ZOOM = 4
+
+
 def tile(images: np.ndarray, columns: int) -> np.ndarray:
     """Arranges (N, H, W, C) images in [0, 1] into one (1, rows*(H+1), columns*(W+1), C) grid."""
     n, h, w, c = images.shape
@@ -47,7 +50,8 @@ def conv1_filter_grid(kernel: np.ndarray) -> np.ndarray:
     filters = np.transpose(kernel, (3, 0, 1, 2)).astype(np.float32)
     low = filters.min(axis=(1, 2, 3), keepdims=True)
     high = filters.max(axis=(1, 2, 3), keepdims=True)
-    return tile((filters - low) / np.maximum(high - low, 1e-12), columns=max(1, int(np.ceil(np.sqrt(len(filters) * 1.5)))))
+    grid = tile((filters - low) / np.maximum(high - low, 1e-12), columns=max(1, int(np.ceil(np.sqrt(len(filters) * 1.5)))))
+    return grid.repeat(FILTER_ZOOM, axis=1).repeat(FILTER_ZOOM, axis=2)  # 11x11 filters are too small to see
 
 
 def flat_hparams(config_dict: dict) -> dict:
