@@ -13,6 +13,8 @@ import pytest  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end test that runs real training in a subprocess")
+    # Keras 3.15's TensorFlow backend calls np.array(x, copy=False) on every metric read (upstream).
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
 
 
 @pytest.fixture(autouse=True)

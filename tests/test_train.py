@@ -52,7 +52,7 @@ def all_tags(log_dir: Path) -> set:
 
 def test_one_epoch_end_to_end(small_data, tmp_path):
     overrides = TINY + [f"data.dir={small_data}", "train.epochs=1", "train.global_batch_size=8",
-                        "train.steps_per_epoch=2"]
+                        "train.steps_per_epoch=2", "tensorboard.profile_steps=0,1"]
     config = load_config(ROOT / "configs" / "demo.yaml", overrides)
     run_dir = tmp_path / "run"
     final = train_and_evaluate(config, run_dir)
@@ -74,6 +74,7 @@ def test_one_epoch_end_to_end(small_data, tmp_path):
     assert {"inputs/augmented", "filters/conv1", "config", "final/top1_error", "final/top5_error"} <= root_tags
     assert "_hparams_/session_start_info" in root_tags
     assert any(t.startswith("weights/conv1/kernel") for t in root_tags)
+    assert list((run_dir / "profile").rglob("*.xplane.pb")), "no profiler trace"
 
     # The export, loaded without this project's code, gives the in-memory model's predictions.
     model = keras.saving.load_model(run_dir / "best.keras", safe_mode=True)
@@ -116,6 +117,17 @@ def test_one_epoch_end_to_end(small_data, tmp_path):
     # The same command again refuses to overwrite the finished run.
     with pytest.raises(SystemExit, match="already holds a finished run"):
         train_and_evaluate(config, run_dir)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_and_xla_train(small_data, tmp_path, precision):
+    overrides = TINY + [f"data.dir={small_data}", "train.epochs=1", "train.global_batch_size=8",
+                        "train.steps_per_epoch=2", f"train.precision={precision}", "train.jit_compile=true",
+                        "tensorboard.images=false", "tensorboard.histograms=false"]
+    final = train_and_evaluate(load_config(ROOT / "configs" / "demo.yaml", overrides), tmp_path / "run")
+    assert np.isfinite(final["val_top1_error"])
+    model = keras.saving.load_model(tmp_path / "run" / "best.keras", safe_mode=True)
+    assert model.get_layer("conv1").compute_dtype == precision.removeprefix("mixed_")
 
 
 def run_cli(args, **kwargs):
