@@ -17,6 +17,8 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api as hp
 
+from alexnet.config import to_dict
+
 
 def last_logged_steps(log_dir: Path) -> dict:
     """{tag: highest step already written} for the event files under log_dir."""
@@ -117,15 +119,9 @@ class TrainingReporter(keras.callbacks.Callback):
         step = self._step()
         if self._is_new("", "config", step):
             with self.writers[""].as_default(step=step):
-                hp.hparams(flat_hparams(self.config_dict()), trial_id=self.run_dir.name)
-                tf.summary.text("config", "```\n" + yaml.safe_dump(self.config_dict(), sort_keys=False) + "```")
+                hp.hparams(flat_hparams(to_dict(self.config)), trial_id=self.run_dir.name)
+                tf.summary.text("config", "```\n" + yaml.safe_dump(to_dict(self.config), sort_keys=False) + "```")
         self._interval_start = (time.perf_counter(), step)
-
-    def config_dict(self) -> dict:
-        """The resolved config as nested dicts."""
-        from alexnet.config import to_dict
-
-        return to_dict(self.config)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch

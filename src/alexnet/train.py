@@ -67,8 +67,8 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self._save_model()
+        if self.save_freq != "epoch":  # the parent saves only on its step count then
+            self._save_model()  # the parent's own save (weights, optimizer, epoch; double-checkpointed)
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -140,7 +140,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
         KeepBest(run_dir),
     ]
     start = time.perf_counter()
-    model.fit(
+    history = model.fit(
         train_data,
         epochs=t.epochs,
         steps_per_epoch=steps_per_epoch,
@@ -158,9 +158,13 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     final = {**best, "train_seconds": time.perf_counter() - start}
     (run_dir / DONE_FILE).write_text(json.dumps(final, indent=1))
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is complete; its backups are not needed
-    print(f"\nrun directory: {run_dir}\n"
+    last = history.history
+    if last.get("val_top1"):  # empty when a resumed run had no epoch left to train
+        print(f"\nfinal validation top-1 error {1 - last['val_top1'][-1]:.2%}, "
+              f"top-5 error {1 - last['val_top5'][-1]:.2%} (epoch {t.epochs})")
+    print(f"run directory: {run_dir}\n"
           f"best validation top-1 error {best['val_top1_error']:.2%}, top-5 error {best['val_top5_error']:.2%} "
-          f"(epoch {best['epoch']})\n"
+          f"(epoch {best['epoch']}; kept as {BEST_MODEL} and exported)\n"
           f"SavedModel:  {export_dir}\n"
           f"TensorBoard: make tensorboard   (then open http://localhost:6006)\n"
           f"predict:     make predict RUN={run_dir.name} IMAGES=\"path/to/image.jpg\"", flush=True)
