@@ -2,6 +2,8 @@
 
 import json
 
+import tensorflow as tf
+
 from alexnet import bench
 from alexnet.config import Config
 
@@ -11,17 +13,23 @@ def test_run_benchmarks_tiny(tmp_path):
     config.data.dir = str(tmp_path / "demo")
     config.data.demo_images_per_class = 2
     settings = bench.BenchSettings(width=0.125, batch=4, steps=1, reps=1, pipeline_batches=1, pipeline_warmup=1,
-                                   precisions=("float32",), jit=(False, True))
+                                   precisions=("float32",), jit=(False, True), large_images=5)
     result = bench.run_benchmarks(config, tmp_path / "logs", settings)
 
     assert json.loads((tmp_path / "logs" / "bench.json").read_text()) == json.loads(json.dumps(result))
     keys = [row["key"] for row in result["rows"]]
-    assert keys == ["step_float32_xla_off", "step_float32_xla_on", "step_no_lrn", "pipeline_jpeg",
-                    "bare_decode_jpeg", "pipeline_records", "bare_decode_records", "fit_jpeg"]
+    assert keys == ["step_float32_xla_off", "step_float32_xla_on", "step_no_lrn", "pipeline_jpeg", "bare_decode_jpeg",
+                    "pipeline_large_jpeg", "bare_decode_large_jpeg", "pipeline_records", "bare_decode_records",
+                    "fit_jpeg"]
     assert all(row["min"] <= row["median"] <= row["max"] and len(row["samples"]) == 1 for row in result["rows"])
     ratios = {r["key"]: r for r in result["ratios"]}
-    assert set(ratios) == {"lrn", "jpeg_pipeline", "records_pipeline", "records_speedup", "fit"}
+    assert set(ratios) == {"lrn", "jpeg_pipeline", "large_jpeg_pipeline", "records_pipeline", "records_speedup", "fit"}
     assert ratios["lrn"]["target"] == 0.8 and isinstance(ratios["lrn"]["met"], bool)
+    large = sorted((tmp_path / "logs" / "bench_large_jpegs" / "train").glob("*/*.jpg"))
+    assert len(large) == 5
+    source = tmp_path / "demo" / "train" / large[0].parent.name / large[0].name
+    assert tf.io.extract_jpeg_shape(large[0].read_bytes()).numpy().tolist()[:2] == [
+        2 * d for d in tf.io.extract_jpeg_shape(source.read_bytes()).numpy().tolist()[:2]]
     table = bench.format_table(result)
     assert all(row["label"] in table for row in result["rows"])
     assert all(r["label"] in table for r in result["ratios"])

@@ -2,8 +2,8 @@
 
 (a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on;
 (b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN;
-(c) the training input pipeline (make_dataset) on full-size JPEG files and on prepared 256x256 records,
-    each beside a bare read + tf.io.decode_jpeg loop over the same data;
+(c) the training input pipeline (make_dataset) on full-size JPEG files, on the same JPEGs upscaled (larger
+    photos) and on prepared 256x256 records, each beside a bare read + tf.io.decode_jpeg loop over the same data;
 (d) model.fit fed by make_dataset from the JPEG files, and its ratio to the synthetic step.
 Every figure is the median of `reps` timed repetitions after a warm-up, with min-max. Prints one table and
 writes <logs>/bench.json.
@@ -45,6 +45,8 @@ class BenchSettings:
     pipeline_warmup: int = 4  # untimed batches first (fills the shuffle and prefetch buffers)
     precisions: tuple[str, ...] = ("float32", "mixed_bfloat16")
     jit: tuple[bool, ...] = (False, True)
+    upscale: int = 2  # the larger-photo pipeline row: the JPEG files re-encoded this many times wider and taller
+    large_images: int = 300
 
 
 def _summary(samples: list[float]) -> dict:
@@ -128,6 +130,24 @@ def _bare_decode(encoded: tf.data.Dataset, batch: int) -> tf.data.Dataset:
     return ds.batch(batch).prefetch(AUTOTUNE).with_options(options)
 
 
+def upscaled_copies(root: str, split: str, out_dir: Path, settings: BenchSettings) -> Path:
+    """out_dir/<split>/<class>/: up to settings.large_images of root's JPEGs, settings.upscale times larger.
+
+    Larger photos are where decoding only the crop window, at a reduced DCT scale, pays; re-encoded at
+    quality 90 by TensorFlow, so the benchmark needs no other image library.
+    """
+    class_names, files, labels = input_pipeline.list_folder(root, split)
+    step = max(1, len(files) // settings.large_images)
+    for path, label in zip(files[::step], labels[::step]):
+        image = input_pipeline.decode_rgb(tf.io.read_file(path))
+        size = tf.shape(image)[:2] * settings.upscale
+        large = tf.saturate_cast(tf.round(tf.image.resize(image, size, method="bicubic")), tf.uint8)
+        target = out_dir / split / class_names[label] / (Path(path).stem + ".jpg")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tf.io.write_file(str(target), tf.io.encode_jpeg(large, quality=90))
+    return out_dir
+
+
 def _config_for(config, batch: int, **data_changes):
     """A copy of config with the benchmark's batch size and the given data.* values."""
     config = copy.deepcopy(config)
@@ -191,6 +211,14 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     bare_jpeg = measure("bare_decode_jpeg", "input bare read + decode_jpeg, same files",
                         time_pipeline(_bare_decode(tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file), settings.batch), settings))
     ratio("jpeg_pipeline", "make_dataset / bare decode, JPEG files", jpeg / bare_jpeg, TARGETS["jpeg_pipeline"])
+    large_dir = upscaled_copies(config.data.dir, config.data.train_split, logs_dir / "bench_large_jpegs", settings)
+    large_config = _config_for(config, settings.batch, source="folder", dir=str(large_dir))
+    large = measure("pipeline_large_jpeg", f"input make_dataset, the JPEGs upscaled {settings.upscale}x",
+                    time_pipeline(input_pipeline.make_dataset(large_config, "train").repeat(), settings))
+    large_files = input_pipeline.folder_files(str(large_dir), config.data.train_split)[1]
+    bare_large = measure("bare_decode_large_jpeg", "input bare read + decode_jpeg, same files",
+                         time_pipeline(_bare_decode(tf.data.Dataset.from_tensor_slices(large_files).map(tf.io.read_file), settings.batch), settings))
+    ratio("large_jpeg_pipeline", f"make_dataset / bare decode, JPEGs upscaled {settings.upscale}x", large / bare_large)
     prepared = prepare(_config_for(config, settings.batch, prepared_dir=str(logs_dir / "bench_records")))
     records_config = _config_for(config, settings.batch, source="records", dir=str(prepared["dir"]))
     records = measure("pipeline_records", "input make_dataset, prepared 256x256 records",
