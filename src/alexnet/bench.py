@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import input_pipeline
+from alexnet.bench_gpu import EpochTimer
 from alexnet.demo_data import ensure_demo_data
 from alexnet.model import LocalResponseNormalization, build_alexnet
 
@@ -55,24 +56,9 @@ def _summary(samples: list[float]) -> dict:
             "samples": [round(s, 2) for s in samples]}
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Seconds of every epoch, from its first step to its last loss value."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        float(logs["loss"])  # a host copy of the loss: the epoch's last step has finished
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def time_fit(model: keras.Model, dataset: tf.data.Dataset, settings: BenchSettings) -> list[float]:
     """Images/s of model.fit on an endless dataset: one untimed epoch (tracing, XLA), then `reps` timed epochs."""
-    timer = _EpochTimer()
+    timer = EpochTimer()
     model.fit(dataset, steps_per_epoch=settings.steps, epochs=1 + settings.reps, verbose=0, shuffle=False,
               callbacks=[timer])
     return [settings.batch * settings.steps / s for s in timer.seconds[1:]]
@@ -174,7 +160,8 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     ensure_demo_data(config.data)
     files_config = _config_for(config, settings.batch)
-    num_classes = len(input_pipeline.dataset_info(files_config).class_names)
+    files_info = input_pipeline.dataset_info(files_config)
+    num_classes = len(files_info.class_names)
     image_size = config.model.image_size
     rows, ratios = [], []
 
@@ -204,29 +191,29 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
                      time_fit(_model(settings, num_classes, image_size, *default, lrn=False), synthetic, settings))
     ratio("lrn", "step with LRN / without LRN", step[default] / no_lrn, TARGETS["lrn"])
 
-    # (c) input pipelines: full-size JPEG files, then the same images prepared as 256x256 records.
-    files = input_pipeline.folder_files(config.data.dir, config.data.train_split)[1]
-    jpeg = measure("pipeline_jpeg", "input make_dataset, full-size JPEG files",
-                   time_pipeline(input_pipeline.make_dataset(files_config, "train").repeat(), settings))
-    bare_jpeg = measure("bare_decode_jpeg", "input bare read + decode_jpeg, same files",
-                        time_pipeline(_bare_decode(tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file), settings.batch), settings))
-    ratio("jpeg_pipeline", "make_dataset / bare decode, JPEG files", jpeg / bare_jpeg, TARGETS["jpeg_pipeline"])
+    # (c) input pipelines: full-size JPEG files, the same upscaled, then prepared as 256x256 records.
+    def pipeline_beside_bare(key, what, pipeline_config, encoded, target=None):
+        """make_dataset's training split beside a bare decode of the same encoded images; the pipeline's img/s."""
+        pipeline = measure(f"pipeline_{key}", f"input make_dataset, {what}",
+                           time_pipeline(input_pipeline.make_dataset(pipeline_config, "train").repeat(), settings))
+        bare = measure(f"bare_decode_{key}", "input bare read + decode_jpeg, same images",
+                       time_pipeline(_bare_decode(encoded, settings.batch), settings))
+        ratio(f"{key}_pipeline", f"make_dataset / bare decode, {what}", pipeline / bare, target)
+        return pipeline
+
+    def read_files(config):
+        files = input_pipeline.folder_files(config.data.dir, config.data.train_split)[1]
+        return tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file)
+
+    jpeg = pipeline_beside_bare("jpeg", "full-size JPEG files", files_config, read_files(files_config),
+                                TARGETS["jpeg_pipeline"])
     large_dir = upscaled_copies(config.data.dir, config.data.train_split, logs_dir / "bench_large_jpegs", settings)
     large_config = _config_for(config, settings.batch, source="folder", dir=str(large_dir))
-    large = measure("pipeline_large_jpeg", f"input make_dataset, the JPEGs upscaled {settings.upscale}x",
-                    time_pipeline(input_pipeline.make_dataset(large_config, "train").repeat(), settings))
-    large_files = input_pipeline.folder_files(str(large_dir), config.data.train_split)[1]
-    bare_large = measure("bare_decode_large_jpeg", "input bare read + decode_jpeg, same files",
-                         time_pipeline(_bare_decode(tf.data.Dataset.from_tensor_slices(large_files).map(tf.io.read_file), settings.batch), settings))
-    ratio("large_jpeg_pipeline", f"make_dataset / bare decode, JPEGs upscaled {settings.upscale}x", large / bare_large)
+    pipeline_beside_bare("large_jpeg", f"the JPEGs upscaled {settings.upscale}x", large_config, read_files(large_config))
     prepared = prepare(_config_for(config, settings.batch, prepared_dir=str(logs_dir / "bench_records")))
     records_config = _config_for(config, settings.batch, source="records", dir=str(prepared["dir"]))
-    records = measure("pipeline_records", "input make_dataset, prepared 256x256 records",
-                      time_pipeline(input_pipeline.make_dataset(records_config, "train").repeat(), settings))
-    encoded = input_pipeline.read_records(str(prepared["dir"]), "train").map(lambda data, label: data)
-    bare_records = measure("bare_decode_records", "input bare read + decode_jpeg, same records",
-                           time_pipeline(_bare_decode(encoded, settings.batch), settings))
-    ratio("records_pipeline", "make_dataset / bare decode, records", records / bare_records)
+    records = pipeline_beside_bare("records", "prepared 256x256 records", records_config,
+                                   input_pipeline.read_records(str(prepared["dir"]), "train").map(lambda data, label: data))
     ratio("records_speedup", "make_dataset records / JPEG files", records / jpeg)
 
     # (d) the whole training step fed from the JPEG files.
@@ -236,7 +223,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
 
     result = {
         "settings": dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
-                                                    "train_files": len(files), "data_dir": config.data.dir},
+                                                    "train_files": files_info.num_train, "data_dir": config.data.dir},
         "environment": {"tensorflow": tf.__version__, "keras": keras.__version__, "cpus": os.cpu_count(),
                         "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
                         "seconds": round(time.perf_counter() - started, 1)},

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-_SRC = Path(__file__).resolve().parents[1]
-# Run as a script, this file's folder would shadow other modules (config, train, ...); src/ goes first instead.
-sys.path[:] = [str(_SRC)] + [p for p in sys.path if Path(p or ".").resolve() != _SRC / "alexnet"]
+if not __package__:  # run as a script, this file's folder would shadow other modules; src/ goes first instead
+    _SRC = Path(__file__).resolve().parents[1]
+    sys.path[:] = [str(_SRC)] + [p for p in sys.path if Path(p or ".").resolve() != _SRC / "alexnet"]
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -55,8 +55,8 @@ def repeated_batch(images: np.ndarray, labels: np.ndarray):
     return forever()
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Seconds of every epoch, from its first step to its last loss value on the host."""
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds of every epoch, from its first step to its last loss value on the host (`make bench` uses it too)."""
 
     def __init__(self):
         super().__init__()
@@ -79,7 +79,7 @@ def bench(precision: str, args) -> list[float]:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch, args.image_size, args.image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, 1000, args.batch, dtype=np.int32)
-    timer = _EpochTimer()
+    timer = EpochTimer()
     # The first epoch compiles the step and is not timed.
     model.fit(repeated_batch(images, labels), steps_per_epoch=args.steps, epochs=1 + args.reps, verbose=0,
               shuffle=False, callbacks=[timer])
