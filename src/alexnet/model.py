@@ -20,7 +20,8 @@ from keras import layers, ops
 # Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision).
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 # Eigenvalues and eigenvectors of the 3x3 RGB covariance of ImageNet pixels, 0-255 scale (section 4.1;
-# fb.resnet.torch's values scaled by 255^2, as in GluonCV). Column j of IMAGENET_EIGVEC is eigenvector j.
+# fb.resnet.torch's eigenvalues for [0, 1] pixels times 255, as in MXNet/GluonCV). Column j of
+# IMAGENET_EIGVEC is eigenvector j (the same layout as fb.resnet.torch's Lighting transform).
 IMAGENET_EIGVAL = (55.46, 4.794, 1.148)
 IMAGENET_EIGVEC = (
     (-0.5675, 0.7192, 0.4009),
