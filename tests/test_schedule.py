@@ -1,0 +1,58 @@
+"""Learning-rate schedules: the paper's divide-by-10 on a plateau (at most max_lr_drops times), step, warm-up,
+and the state a resumed run picks up."""
+
+from types import SimpleNamespace
+
+import keras
+import pytest
+
+from alexnet.config import TrainConfig
+from alexnet.schedule import LearningRateController
+
+
+def controller(tmp_path, steps_per_epoch=4, **train):
+    callback = LearningRateController(TrainConfig(learning_rate=0.1, **train), steps_per_epoch, tmp_path / "lr.json")
+    callback.set_model(SimpleNamespace(optimizer=keras.optimizers.SGD(0.1)))
+    return callback
+
+
+def epoch_rates(callback, val_top1, first_epoch=0):
+    """The rate of the first step of each epoch, with val_top1[i] reported at the end of epoch first_epoch + i."""
+    rates = []
+    for epoch, top1 in enumerate(val_top1, start=first_epoch):
+        callback.on_epoch_begin(epoch)
+        callback.on_train_batch_begin(0)
+        rates.append(float(callback.model.optimizer.learning_rate))
+        callback.on_epoch_end(epoch, {"val_top1": top1})
+    return rates
+
+
+def test_paper_schedule_divides_by_ten_after_patience_epochs_at_most_max_drops(tmp_path):
+    callback = controller(tmp_path, schedule="paper", patience=2, max_lr_drops=2)
+    # Improves in epochs 0-1, then stalls for good: drops after epochs 3 and 5, never a third time.
+    rates = epoch_rates(callback, [0.5, 0.6, 0.6, 0.55, 0.6, 0.6, 0.6, 0.6, 0.6])
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001])
+
+
+def test_paper_schedule_waits_again_after_an_improvement(tmp_path):
+    callback = controller(tmp_path, schedule="paper", patience=2)
+    rates = epoch_rates(callback, [0.5, 0.5, 0.6, 0.6, 0.6, 0.6])  # stall, improve, stall twice -> one drop
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.1, 0.01])
+
+
+def test_step_schedule_and_linear_warmup(tmp_path):
+    callback = controller(tmp_path, schedule="step", step_epochs=2, warmup_epochs=1)
+    callback.on_epoch_begin(0)
+    warmup = []
+    for batch in range(4):
+        callback.on_train_batch_begin(batch)
+        warmup.append(float(callback.model.optimizer.learning_rate))
+    assert warmup == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    callback.on_epoch_end(0, {"val_top1": 0.5})
+    assert epoch_rates(callback, [0.5] * 4, first_epoch=1) == pytest.approx([0.1, 0.01, 0.01, 0.001])
+
+
+def test_resumed_controller_continues_with_the_saved_state(tmp_path):
+    epoch_rates(controller(tmp_path, schedule="paper", patience=1), [0.5, 0.5, 0.5])  # drops after epochs 1, 2
+    resumed = controller(tmp_path, schedule="paper", patience=1)
+    assert epoch_rates(resumed, [0.5], first_epoch=3) == pytest.approx([0.001])
