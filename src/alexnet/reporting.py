@@ -118,9 +118,10 @@ class TrainingReporter(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         step = self._step()
         if self._is_new("", "config", step):
+            resolved = to_dict(self.config)
             with self.writers[""].as_default(step=step):
-                hp.hparams(flat_hparams(to_dict(self.config)), trial_id=self.run_dir.name)
-                tf.summary.text("config", "```\n" + yaml.safe_dump(to_dict(self.config), sort_keys=False) + "```")
+                hp.hparams(flat_hparams(resolved), trial_id=self.run_dir.name)
+                tf.summary.text("config", "```\n" + yaml.safe_dump(resolved, sort_keys=False) + "```")
         self._interval_start = (time.perf_counter(), step)
 
     def on_epoch_begin(self, epoch, logs=None):
