@@ -203,6 +203,17 @@ def test_inception_crops_vary_in_position_and_scale():
     assert len(spans) > 10 and len(starts) > 20
 
 
+def test_resize_rounds_to_the_nearest_value_without_bias():
+    image = np.random.default_rng(0).integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    for antialias in (False, True):
+        exact = tf.image.resize(image.astype(np.float32), [SIZE, SIZE], antialias=antialias).numpy()
+        resized = ip._resize(tf.constant(image), SIZE, antialias).numpy()
+        assert resized.dtype == np.uint8 and resized.shape == (SIZE, SIZE, 3)
+        assert np.abs(resized - exact).max() <= 0.5 + 1e-3  # nearest integer
+        assert abs((resized - exact).mean()) < 0.02  # truncation would be 0.5 too low
+    assert ip._resize(tf.constant(image[:SIZE, :SIZE]), SIZE, False).numpy().tolist() == image[:SIZE, :SIZE].tolist()
+
+
 def test_image_size_larger_than_resize_size_is_refused():
     with pytest.raises(ValueError, match="must not exceed data.resize_size"):
         ip.eval_preprocess(coded_png(), 40, 48)
