@@ -115,6 +115,13 @@ def test_one_epoch_end_to_end(small_data, tmp_path):
     assert "expected to be a uint8 tensor but is a float tensor" in out["errors"][0]
     assert "67" in out["errors"][1] and "60" in out["errors"][1]
 
+    # `make export` in a fresh process (loading best.keras needs the custom classes registered) rewrites it.
+    (run_dir / "export" / "saved_model.pb").unlink()
+    proc = run_cli(["export", "--logs", str(tmp_path), "--run", "run"])
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert (run_dir / "export" / "saved_model.pb").exists()
+
     # The same command again refuses to overwrite the finished run.
     with pytest.raises(SystemExit, match="already holds a finished run"):
         train_and_evaluate(config, run_dir)
@@ -132,13 +139,14 @@ def test_mixed_precision_and_xla_train(small_data, tmp_path, precision):
 
 
 def run_cli(args, **kwargs):
+    """`python -m alexnet ARGS` in a fresh process from the repository root, output captured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "alexnet", "train", *args], cwd=ROOT, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "alexnet", *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
 
 
 def test_mirrored_strategy_on_two_cpu_devices(small_data, tmp_path):
-    args = ["--logs", str(tmp_path), "--run", "mirrored", *TINY, f"data.dir={small_data}", "train.epochs=1",
+    args = ["train", "--logs", str(tmp_path), "--run", "mirrored", *TINY, f"data.dir={small_data}", "train.epochs=1",
             "train.global_batch_size=16", "train.steps_per_epoch=3", "train.strategy=mirrored",
             "train.cpu_devices=2", "tensorboard.images=false", "tensorboard.histograms=false"]
     proc = run_cli(args)
@@ -152,7 +160,7 @@ def test_mirrored_strategy_on_two_cpu_devices(small_data, tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill(small_data, tmp_path):
     epochs, steps = 4, 6
-    args = ["--logs", str(tmp_path), "--run", "resume", *TINY, f"data.dir={small_data}", f"train.epochs={epochs}",
+    args = ["train", "--logs", str(tmp_path), "--run", "resume", *TINY, f"data.dir={small_data}", f"train.epochs={epochs}",
             "train.global_batch_size=8", f"train.steps_per_epoch={steps}", "train.backup_every_steps=2",
             "tensorboard.histograms=false"]
     run_dir = tmp_path / "resume"

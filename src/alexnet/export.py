@@ -18,9 +18,20 @@ import keras
 import tensorflow as tf
 import yaml
 
+import alexnet.model  # noqa: F401  registers the custom layers a .keras file names
+import alexnet.optim  # noqa: F401  registers the optimizer
 from alexnet.input_pipeline import eval_preprocess
 
+BEST_MODEL = "best.keras"
 EXPORT_DIR = "export"
+
+
+def load_best_model(run_dir) -> keras.Model:
+    """run_dir's best.keras, loaded with safe_mode=True; exits naming the command to run when there is none."""
+    path = Path(run_dir) / BEST_MODEL
+    if not path.exists():
+        sys.exit(f"error: {path} does not exist; train first with `make train RUN={Path(run_dir).name}`")
+    return keras.saving.load_model(path, safe_mode=True)
 
 
 def export_savedmodel(model: keras.Model, class_names: list[str], export_dir, resize_size: int) -> Path:
@@ -57,14 +68,11 @@ def export_savedmodel(model: keras.Model, class_names: list[str], export_dir, re
 def export_run(run_dir) -> Path:
     """Exports run_dir's best checkpoint (best.keras, loaded with safe_mode) to run_dir/export/."""
     run_dir = Path(run_dir)
-    best = run_dir / "best.keras"
-    if not best.exists():
-        sys.exit(f"error: {best} does not exist; train first with `make train RUN={run_dir.name}`")
-    model = keras.saving.load_model(best, safe_mode=True)
+    model = load_best_model(run_dir)
     class_names = json.loads((run_dir / "classes.json").read_text())
     resize_size = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["resize_size"]
     export_dir = export_savedmodel(model, class_names, run_dir / EXPORT_DIR, resize_size)
-    print(f"exported {best} to {export_dir} (signatures: serve, classify)")
+    print(f"exported {run_dir / BEST_MODEL} to {export_dir} (signatures: serve, classify)")
     return export_dir
 
 

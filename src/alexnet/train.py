@@ -16,13 +16,13 @@ import keras
 import tensorflow as tf
 
 from alexnet.config import Config, save_config
+from alexnet.export import BEST_MODEL, export_run, load_best_model
 from alexnet.input_pipeline import dataset_info, make_dataset
 from alexnet.model import build_from_config
 from alexnet.optim import PaperSGD
 from alexnet.reporting import TrainingReporter
 from alexnet.schedule import LearningRateController
 
-BEST_MODEL = "best.keras"
 CLASSES_FILE = "classes.json"
 DONE_FILE = "final_metrics.json"
 
@@ -152,8 +152,6 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     )
     best = json.loads((run_dir / "best.json").read_text())
 
-    from alexnet.export import export_run
-
     export_dir = export_run(run_dir)
     final = {**best, "train_seconds": time.perf_counter() - start}
     (run_dir / DONE_FILE).write_text(json.dumps(final, indent=1))
@@ -174,10 +172,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
 def evaluate_run(config: Config, run_dir: str | Path) -> dict:
     """Top-1 / top-5 error of run_dir's best model on the validation split (centre crop)."""
     run_dir = Path(run_dir)
-    path = run_dir / BEST_MODEL
-    if not path.exists():
-        sys.exit(f"error: {path} does not exist; train first with `make train RUN={run_dir.name}`")
-    model = keras.saving.load_model(path, safe_mode=True)
+    model = load_best_model(run_dir)
     results = model.evaluate(make_dataset(config, "val"), return_dict=True, verbose=2)
     metrics = {"top1_error": 1.0 - results["top1"], "top5_error": 1.0 - results["top5"], "loss": results["loss"]}
     print(f"{run_dir}: validation top-1 error {metrics['top1_error']:.2%}, top-5 error {metrics['top5_error']:.2%}")
