@@ -12,27 +12,31 @@ RUN_ARGS := --config $(CONFIG) --run $(RUN) $(ARGS)
 # TensorFlow C++ logs: fatal only. Level 2 still prints a "failed call to cuInit" error on every machine
 # without a GPU; real failures surface as Python exceptions. `make train TF_CPP_MIN_LOG_LEVEL=0` shows all.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
-export PYTHONPATH := $(CURDIR)/src
 
 .DEFAULT_GOAL := help
-.PHONY: help train test summary data prepare eval predict export tensorboard bench bench-gpu
+.PHONY: help train test lint summary data prepare eval predict export tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: CONFIG=$(CONFIG) RUN=$(RUN) ARGS=\"section.key=value ...\" PORT=$(PORT) IMAGES=\"a.jpg b.png\""
 
-# The environment is rebuilt whenever requirements.txt is newer than the last install.
-$(VENV)/.installed: requirements.txt
+# The environment is rebuilt whenever requirements.txt or pyproject.toml is newer than the last install.
+# The package itself is installed editable, so src/ changes need no reinstall and nothing edits sys.path.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 train: $(VENV)/.installed data ## make the data if needed, train CONFIG into logs/RUN/, export a SavedModel
 	$(PY) -m alexnet train $(RUN_ARGS)
 
-test: $(VENV)/.installed ## run the test suite (slow end-to-end tests included)
+test: lint ## lint, then run the test suite (slow end-to-end tests included)
 	$(PY) -m pytest tests
+
+lint: $(VENV)/.installed ## ruff (configured in pyproject.toml) over src/ and tests/
+	$(VENV)/bin/ruff check src tests
 
 summary: $(VENV)/.installed ## print the Keras summary of the CONFIG's model
 	$(PY) -m alexnet summary $(RUN_ARGS)
@@ -59,4 +63,4 @@ bench: $(VENV)/.installed ## measure step and pipeline throughput; prints a tabl
 	$(PY) -m alexnet bench $(RUN_ARGS)
 
 bench-gpu: ## training step on one GPU (TensorFlow or KERAS_BACKEND=jax with only keras + JAX installed)
-	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) src/alexnet/bench_gpu.py
+	$(if $(wildcard $(PY)),$(PY),PYTHONPATH=src $(PYTHON)) -m alexnet.bench_gpu

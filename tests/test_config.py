@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alexnet.config import Config, ConfigError, load_config, parse_overrides, save_config
+from alexnet.config import Config, load_config, parse_overrides, save_config
+from alexnet.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -27,7 +28,8 @@ def test_imagenet_config_is_the_papers_recipe():
 
 
 def test_overrides_are_typed_and_nested():
-    assert parse_overrides(["train.epochs=2", "model.variant=owt"]) == {"train": {"epochs": 2}, "model": {"variant": "owt"}}
+    nested = {"train": {"epochs": 2}, "model": {"variant": "owt"}}
+    assert parse_overrides(["train.epochs=2", "model.variant=owt"]) == nested
     config = load_config(None, ["train.epochs=2", "train.learning_rate=1e-3", "train.devices=[a, b]"])
     assert (config.train.epochs, config.train.learning_rate, config.train.devices) == (2, 1e-3, ["a", "b"])
 

@@ -10,6 +10,7 @@ from alexnet.model import (
     IMAGENET_EIGVEC,
     LocalResponseNormalization,
     PCAColourNoise,
+    Standardize,
     build_alexnet,
     lrn_reference_ops,
 )
@@ -96,8 +97,6 @@ def test_colour_noise_statistics_in_training():
     per_image = shift[:, 0, 0, :]
     eigvec = np.array(IMAGENET_EIGVEC)  # columns are eigenvectors
     coefficients = per_image @ eigvec  # projections onto p_i (the columns are orthonormal)
-    # The shift lies in the span of the eigenvectors: reconstructing it from the projections is exact.
-    np.testing.assert_allclose(coefficients @ eigvec.T, per_image, atol=1e-3)
     expected_std = 0.1 * np.array(IMAGENET_EIGVAL)
     np.testing.assert_allclose(coefficients.std(axis=0), expected_std, rtol=0.10)
     np.testing.assert_allclose(coefficients.mean(axis=0), 0.0, atol=0.1 * expected_std.max())
@@ -130,7 +129,7 @@ def test_he_normal_initialisation_scales_with_fan_in():
 def test_seeded_builds_are_identical():
     a = build_alexnet("paper", width=1 / 16, image_size=67, seed=3)
     b = build_alexnet("paper", width=1 / 16, image_size=67, seed=3)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     # Different layers of the same shape do not share initial values.
     conv4, conv5 = (np.asarray(a.get_layer(n).kernel).ravel()[:1000] for n in ("conv4", "conv5"))
@@ -149,3 +148,35 @@ def test_he_normal_starts_biases_at_zero():
     model = build_alexnet("paper", init="he_normal", width=1 / 16, image_size=67)
     for name in ("conv2", "fc6", "fc7"):
         np.testing.assert_array_equal(np.asarray(model.get_layer(name).bias), 0.0)
+
+
+@pytest.mark.parametrize("layer", [
+    LocalResponseNormalization(depth_radius=3, bias=1.5, alpha=2e-4, beta=0.5, name="lrn"),
+    PCAColourNoise(0.2, eigval=(3.0, 2.0, 1.0), eigvec=np.eye(3)[::-1].tolist(), seed=9, name="noise"),
+    Standardize(mean=(1.0, 2.0, 3.0), scale=0.5, name="standardize"),
+])
+def test_custom_layers_round_trip_through_their_config(layer):
+    images = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    x = images if not isinstance(layer, LocalResponseNormalization) else images.astype(np.float32)
+    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(layer(x)), rtol=1e-6)
+    # The values that matter, not only equal dicts: a layer with other arguments computes something else.
+    assert {k: v for k, v in clone.get_config().items() if k not in ("name", "dtype", "trainable")} != {
+        k: v for k, v in type(layer)().get_config().items() if k not in ("name", "dtype", "trainable")}
+
+
+# Outputs of a seeded tiny model on a fixed input, stored when the architecture and initialisation were
+# checked against the paper: they change if either drifts (layer order, widths, init, bias constants).
+EXPECTED_OUTPUTS = {
+    ("he_normal", 1 / 64): [[0.039772, 0.175071, 0.574814, 0.210343], [0.047722, 0.237158, 0.486028, 0.229092],
+                            [0.038202, 0.301939, 0.415842, 0.244018]],
+    ("paper", 1.0): [[0.210104, 0.275422, 0.22656, 0.287914]] * 3,  # biases of 1 dominate the tiny net
+}
+
+
+@pytest.mark.parametrize("init, scale", list(EXPECTED_OUTPUTS))
+def test_seeded_tiny_model_gives_its_stored_output(init, scale):
+    images = (np.arange(3 * 67 * 67 * 3).reshape(3, 67, 67, 3) * 7 % 256).astype(np.uint8)
+    model = build_alexnet("paper", num_classes=4, image_size=67, width=1 / 16, init=init, input_scale=scale, seed=11)
+    np.testing.assert_allclose(np.asarray(model(images, training=False)), EXPECTED_OUTPUTS[init, scale], atol=2e-5)

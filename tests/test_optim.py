@@ -40,10 +40,15 @@ def test_keras_decoupled_weight_decay_is_a_different_rule():
     assert not np.allclose(got, paper_rule(W0, GRADS, wd=0.5), rtol=1e-3)
 
 
-def test_biases_can_be_exempt_from_decay():
+def test_biases_can_be_exempt_from_decay_while_kernels_stay_decayed():
     no_decay = paper_rule(W0, GRADS, wd=0.0)
     exempt = PaperSGD(learning_rate=0.1, paper_weight_decay=0.5, decay_biases=False)
     np.testing.assert_allclose(run(exempt, GRADS, name="bias"), no_decay, rtol=1e-6)
+    exempt = PaperSGD(learning_rate=0.1, paper_weight_decay=0.5, decay_biases=False)
+    np.testing.assert_allclose(run(exempt, GRADS, name="kernel"), paper_rule(W0, GRADS, wd=0.5), rtol=1e-6)
+    # In a model the variables are paths like "fc6/bias": the exemption reads the last part.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="fc6")])
+    assert [exempt.decays(v) for v in (model.get_layer("fc6").kernel, model.get_layer("fc6").bias)] == [True, False]
     decayed = PaperSGD(learning_rate=0.1, paper_weight_decay=0.5, decay_biases=True)
     np.testing.assert_allclose(run(decayed, GRADS, name="bias"), paper_rule(W0, GRADS, wd=0.5), rtol=1e-6)
 

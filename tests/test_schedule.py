@@ -16,6 +16,11 @@ def controller(tmp_path, steps_per_epoch=4, **train):
     return callback
 
 
+def val_logs(top1: float) -> dict:
+    """The logs Keras passes at the end of an epoch with validation."""
+    return {"loss": 1.0, "top1": 0.5, "top5": 0.9, "val_loss": 1.0, "val_top1": top1, "val_top5": 0.9}
+
+
 def epoch_rates(callback, val_top1, first_epoch=0):
     """The rate of the first step of each epoch, with val_top1[i] reported at the end of epoch first_epoch + i."""
     rates = []
@@ -23,7 +28,7 @@ def epoch_rates(callback, val_top1, first_epoch=0):
         callback.on_epoch_begin(epoch)
         callback.on_train_batch_begin(0)
         rates.append(float(callback.model.optimizer.learning_rate))
-        callback.on_epoch_end(epoch, {"val_top1": top1})
+        callback.on_epoch_end(epoch, val_logs(top1))
     return rates
 
 
@@ -48,7 +53,7 @@ def test_step_schedule_and_linear_warmup(tmp_path):
         callback.on_train_batch_begin(batch)
         warmup.append(float(callback.model.optimizer.learning_rate))
     assert warmup == pytest.approx([0.025, 0.05, 0.075, 0.1])
-    callback.on_epoch_end(0, {"val_top1": 0.5})
+    callback.on_epoch_end(0, val_logs(0.5))
     assert epoch_rates(callback, [0.5] * 4, first_epoch=1) == pytest.approx([0.1, 0.01, 0.01, 0.001])
 
 

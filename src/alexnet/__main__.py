@@ -1,6 +1,9 @@
 """Command line: `python -m alexnet COMMAND --config FILE --run NAME [section.key=value ...]`.
 
-Only parses arguments and calls the function that does the work; the Makefile is the user's interface.
+Only parses arguments, calls the function that does the work, and turns its errors into one line on
+stderr and an exit status (the table in alexnet/errors.py); the Makefile is the user's interface.
+train, summary, data, prepare and bench read --config; eval, export and predict read the run's own
+config (eval accepts overrides that choose other data).
 """
 
 from __future__ import annotations
@@ -9,31 +12,49 @@ import argparse
 import sys
 from pathlib import Path
 
-from alexnet.config import ConfigError, load_config
+from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError
 
-COMMANDS = ("train", "summary", "data", "prepare", "eval", "predict", "export", "bench")
+CONFIG_COMMANDS = ("train", "summary", "data", "prepare", "bench")
+RUN_COMMANDS = ("eval", "export", "predict")
 
 
 def main(argv=None) -> int:
     """Runs one command; returns the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m alexnet", description=__doc__)
-    parser.add_argument("command", choices=COMMANDS)
+    parser = argparse.ArgumentParser(prog="python -m alexnet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=CONFIG_COMMANDS + RUN_COMMANDS)
     parser.add_argument("--config", default="configs/demo.yaml", help="YAML file under configs/")
     parser.add_argument("--run", default=None, help="run name: output goes to logs/RUN/")
     parser.add_argument("--logs", default="logs", help="parent directory of run directories")
     parser.add_argument("rest", nargs="*", help="section.key=value overrides (predict: also image files)")
     args = parser.parse_intermixed_args(argv)
+    try:
+        run_command(args)
+    except AlexNetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """Dispatches a parsed command line to the module that does the work."""
     overrides = [a for a in args.rest if "=" in a]
     files = [a for a in args.rest if "=" not in a]
     if files and args.command != "predict":
-        parser.error(f"not an override of the form section.key=value: {' '.join(files)}")
-    try:
-        config = load_config(args.config, overrides)
-    except ConfigError as e:
-        print(f"error in configuration: {e}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"not an override of the form section.key=value: {' '.join(files)}")
     run_dir = Path(args.logs) / (args.run or Path(args.config).stem)
+    if args.command in RUN_COMMANDS:
+        if overrides and args.command != "eval":
+            raise ConfigError(f"{args.command} uses the run's own config.yaml and takes no overrides: "
+                              f"{' '.join(overrides)}")
+        return run_run_command(args.command, run_dir, overrides, files)
 
+    from alexnet.config import load_config
+
+    config = load_config(args.config, overrides)
     if args.command == "summary":
         from alexnet.model import build_from_config
 
@@ -45,30 +66,33 @@ def main(argv=None) -> int:
     elif args.command == "prepare":
         from alexnet.prepare import prepare
 
-        prepare(config)
+        prepare(config.data)
     elif args.command == "train":
         from alexnet.train import train_and_evaluate
 
         train_and_evaluate(config, run_dir)
-    elif args.command == "eval":
-        from alexnet.train import evaluate_run
-
-        evaluate_run(config, run_dir)
-    elif args.command == "export":
-        from alexnet.export import export_run
-
-        export_run(run_dir)
-    elif args.command == "predict":
-        from alexnet.export import predict_files
-
-        if not files:
-            parser.error('predict needs image files: make predict IMAGES="a.jpg b.png"')
-        predict_files(run_dir, files)
     elif args.command == "bench":
         from alexnet.bench import run_benchmarks
 
         run_benchmarks(config, Path(args.logs))
-    return 0
+
+
+def run_run_command(command: str, run_dir: Path, overrides: list[str], files: list[str]) -> None:
+    """eval, export or predict of an existing run."""
+    if command == "eval":
+        from alexnet.evaluate import evaluate_run
+
+        evaluate_run(run_dir, overrides)
+    elif command == "export":
+        from alexnet.export import export_run
+
+        export_run(run_dir)
+    elif command == "predict":
+        from alexnet.export import predict_files
+
+        if not files:
+            raise ConfigError('predict needs image files: make predict IMAGES="a.jpg b.png"')
+        predict_files(run_dir, files)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ writes <logs>/bench.json.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import os
 import statistics
 import time
@@ -24,10 +22,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import input_pipeline
+from alexnet import sources
 from alexnet.bench_gpu import EpochTimer
 from alexnet.demo_data import ensure_demo_data
+from alexnet.errors import ConfigError
+from alexnet.input_pipeline import make_dataset
 from alexnet.model import LocalResponseNormalization, build_alexnet
+from alexnet.preprocess import decode_rgb
+from alexnet.rundir import write_json
 
 AUTOTUNE = tf.data.AUTOTUNE
 TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9}
@@ -122,24 +124,16 @@ def upscaled_copies(root: str, split: str, out_dir: Path, settings: BenchSetting
     Larger photos are where decoding only the crop window, at a reduced DCT scale, pays; re-encoded at
     quality 90 by TensorFlow, so the benchmark needs no other image library.
     """
-    class_names, files, labels = input_pipeline.list_folder(root, split)
+    class_names, files, labels = sources.list_folder(root, split)
     step = max(1, len(files) // settings.large_images)
-    for path, label in zip(files[::step], labels[::step]):
-        image = input_pipeline.decode_rgb(tf.io.read_file(path))
+    for path, label in zip(files[::step], labels[::step], strict=True):
+        image = decode_rgb(tf.io.read_file(path))
         size = tf.shape(image)[:2] * settings.upscale
         large = tf.saturate_cast(tf.round(tf.image.resize(image, size, method="bicubic")), tf.uint8)
         target = out_dir / split / class_names[label] / (Path(path).stem + ".jpg")
         target.parent.mkdir(parents=True, exist_ok=True)
         tf.io.write_file(str(target), tf.io.encode_jpeg(large, quality=90))
     return out_dir
-
-
-def _config_for(config, batch: int, **data_changes):
-    """A copy of config with the benchmark's batch size and the given data.* values."""
-    config = copy.deepcopy(config)
-    config.train.global_batch_size = batch
-    config.data = dataclasses.replace(config.data, **data_changes)
-    return config
 
 
 def _label(precision: str, jit: bool) -> str:
@@ -155,14 +149,18 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
 
     settings = settings or BenchSettings()
     if config.data.source not in ("demo", "folder"):
-        raise ValueError(f"make bench reads JPEG files: data.source must be 'demo' or 'folder', got {config.data.source!r}")
+        raise ConfigError(f"make bench reads JPEG files: data.source must be 'demo' or 'folder', "
+                          f"got {config.data.source!r}")
     logs_dir = Path(logs_dir)
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     ensure_demo_data(config.data)
-    files_config = _config_for(config, settings.batch)
-    files_info = input_pipeline.dataset_info(files_config)
+    files_info = sources.dataset_info(config.data)
     num_classes = len(files_info.class_names)
     image_size = config.model.image_size
+
+    def train_pipeline(data):
+        """make_dataset's endless training split of data at the benchmark's batch size."""
+        return make_dataset(data, "train", image_size, settings.batch, config.train.seed).repeat()
     rows, ratios = [], []
 
     def measure(key, label, samples):
@@ -181,7 +179,8 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
         for jit in settings.jit:
             model = _model(settings, num_classes, image_size, precision, jit)
             step[precision, jit] = measure(f"step_{precision}_xla_{'on' if jit else 'off'}",
-                                           f"step, synthetic uint8, {_label(precision, jit)}", time_fit(model, synthetic, settings))
+                                           f"step, synthetic uint8, {_label(precision, jit)}",
+                                           time_fit(model, synthetic, settings))
     # (b) the same step without LRN, at the config's training settings.
     default = (config.train.precision, config.train.jit_compile)
     if default not in step:
@@ -192,33 +191,33 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     ratio("lrn", "step with LRN / without LRN", step[default] / no_lrn, TARGETS["lrn"])
 
     # (c) input pipelines: full-size JPEG files, the same upscaled, then prepared as 256x256 records.
-    def pipeline_beside_bare(key, what, pipeline_config, encoded, target=None):
+    def pipeline_beside_bare(key, what, data, encoded, target=None):
         """make_dataset's training split beside a bare decode of the same encoded images; the pipeline's img/s."""
         pipeline = measure(f"pipeline_{key}", f"input make_dataset, {what}",
-                           time_pipeline(input_pipeline.make_dataset(pipeline_config, "train").repeat(), settings))
+                           time_pipeline(train_pipeline(data), settings))
         bare = measure(f"bare_decode_{key}", "input bare read + decode_jpeg, same images",
                        time_pipeline(_bare_decode(encoded, settings.batch), settings))
         ratio(f"{key}_pipeline", f"make_dataset / bare decode, {what}", pipeline / bare, target)
         return pipeline
 
-    def read_files(config):
-        files = input_pipeline.folder_files(config.data.dir, config.data.train_split)[1]
+    def read_files(data):
+        files = sources.folder_files(data.dir, data.train_split)[1]
         return tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file)
 
-    jpeg = pipeline_beside_bare("jpeg", "full-size JPEG files", files_config, read_files(files_config),
+    jpeg = pipeline_beside_bare("jpeg", "full-size JPEG files", config.data, read_files(config.data),
                                 TARGETS["jpeg_pipeline"])
     large_dir = upscaled_copies(config.data.dir, config.data.train_split, logs_dir / "bench_large_jpegs", settings)
-    large_config = _config_for(config, settings.batch, source="folder", dir=str(large_dir))
-    pipeline_beside_bare("large_jpeg", f"the JPEGs upscaled {settings.upscale}x", large_config, read_files(large_config))
-    prepared = prepare(_config_for(config, settings.batch, prepared_dir=str(logs_dir / "bench_records")))
-    records_config = _config_for(config, settings.batch, source="records", dir=str(prepared["dir"]))
-    records = pipeline_beside_bare("records", "prepared 256x256 records", records_config,
-                                   input_pipeline.read_records(str(prepared["dir"]), "train").map(lambda data, label: data))
+    large_data = dataclasses.replace(config.data, source="folder", dir=str(large_dir))
+    pipeline_beside_bare("large_jpeg", f"the JPEGs upscaled {settings.upscale}x", large_data, read_files(large_data))
+    prepared = prepare(dataclasses.replace(config.data, prepared_dir=str(logs_dir / "bench_records")))
+    records_data = dataclasses.replace(config.data, source="records", dir=str(prepared["dir"]))
+    records = pipeline_beside_bare("records", "prepared 256x256 records", records_data,
+                                   sources.read_records(str(prepared["dir"]), "train").map(lambda data, label: data))
     ratio("records_speedup", "make_dataset records / JPEG files", records / jpeg)
 
     # (d) the whole training step fed from the JPEG files.
     fit = measure("fit_jpeg", f"fit from JPEG files via make_dataset, {_label(*default)}",
-                  time_fit(_model(settings, num_classes, image_size, *default), input_pipeline.make_dataset(files_config, "train").repeat(), settings))
+                  time_fit(_model(settings, num_classes, image_size, *default), train_pipeline(config.data), settings))
     ratio("fit", f"fit from files / synthetic step, {_label(*default)}", fit / step[default], TARGETS["fit"])
 
     result = {
@@ -232,7 +231,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     }
     print(format_table(result))
     logs_dir.mkdir(parents=True, exist_ok=True)
-    (logs_dir / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(logs_dir / "bench.json", result)
     print(f"bench: wrote {logs_dir / 'bench.json'}")
     return result
 

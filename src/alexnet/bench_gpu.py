@@ -1,8 +1,8 @@
 """`make bench-gpu`: AlexNet training images/s on one GPU, under TensorFlow or JAX.
 
 Imports nothing but keras and alexnet.model, so it also runs where only keras and JAX are installed:
-    KERAS_BACKEND=jax python src/alexnet/bench_gpu.py
-    python src/alexnet/bench_gpu.py --batch 8 --steps 2 --width 0.125 --allow-cpu   # a quick CPU check
+    KERAS_BACKEND=jax PYTHONPATH=src python -m alexnet.bench_gpu
+    python -m alexnet.bench_gpu --batch 8 --steps 2 --width 0.125 --allow-cpu   # a quick CPU check
 The host feeds uint8 images (the model converts them on the GPU), batch 256, mixed_bfloat16 and float32;
 each figure is the median of --reps timed epochs of --steps model.fit steps, after one untimed epoch.
 """
@@ -13,16 +13,11 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-if not __package__:  # run as a script, this file's folder would shadow other modules; src/ goes first instead
-    _SRC = Path(__file__).resolve().parents[1]
-    sys.path[:] = [str(_SRC)] + [p for p in sys.path if Path(p or ".").resolve() != _SRC / "alexnet"]
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from alexnet.model import build_alexnet  # noqa: E402
+from alexnet.model import build_alexnet
 
 
 def find_gpu() -> str | None:

@@ -6,6 +6,7 @@ with a message naming the key and what it accepts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -14,9 +15,7 @@ from typing import Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration value that is unknown, mistyped or out of range."""
+from alexnet.errors import ConfigError
 
 
 def _range(low=None, high=None, low_open=False):
@@ -149,10 +148,8 @@ def _check_value(key: str, value, hint, metadata):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif hint is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from alexnet.rundir import read_json, write_json
 
 SHAPES = ("disc", "ring", "square", "triangle", "cross", "star")
 TEXTURES = ("horizontal_stripes", "vertical_stripes", "checkerboard", "dots")
@@ -61,7 +62,7 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, grid: int, 
 def _polygon(cx, cy, radii, angle) -> list[tuple[float, float]]:
     """Vertices at the given radii, evenly spaced in angle starting at `angle` (radians)."""
     steps = angle + 2 * np.pi * np.arange(len(radii)) / len(radii)
-    return list(zip(cx + np.asarray(radii) * np.cos(steps), cy + np.asarray(radii) * np.sin(steps)))
+    return list(zip(cx + np.asarray(radii) * np.cos(steps), cy + np.asarray(radii) * np.sin(steps), strict=True))
 
 
 def _mask(name: str, rng: np.random.Generator, size: tuple[int, int], cx: float, cy: float, r: float) -> np.ndarray:
@@ -82,7 +83,8 @@ def _mask(name: str, rng: np.random.Generator, size: tuple[int, int], cx: float,
     elif name == "cross":
         # A plus sign: 12 vertices, arms a third of the diameter wide.
         h = r * rng.uniform(0.28, 0.36)
-        pts = [(h, r), (h, h), (r, h), (r, -h), (h, -h), (h, -r), (-h, -r), (-h, -h), (-r, -h), (-r, h), (-h, h), (-h, r)]
+        pts = [(h, r), (h, h), (r, h), (r, -h), (h, -h), (h, -r),
+               (-h, -r), (-h, -h), (-r, -h), (-r, h), (-h, h), (-h, r)]
         c, s = np.cos(angle), np.sin(angle)
         draw.polygon([(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts], fill=255)
     elif name == "star":
@@ -185,7 +187,7 @@ def ensure_demo_data(data_config) -> Path | None:
     expected = {"version": GENERATOR_VERSION, "classes": list(CLASSES), "images_per_class": splits}
     manifest = root / MANIFEST
     if manifest.is_file():
-        found = json.loads(manifest.read_text())
+        found = read_json(manifest)
         if {k: found.get(k) for k in expected} == expected:
             print(f"demo data: {root} is complete ({len(CLASSES)} classes, {splits}), skipping")
             return root
@@ -196,6 +198,6 @@ def ensure_demo_data(data_config) -> Path | None:
     start = time.perf_counter()
     generate(root, splits)
     seconds = time.perf_counter() - start
-    manifest.write_text(json.dumps({**expected, "seconds": round(seconds, 1)}, indent=1) + "\n")
+    write_json(manifest, {**expected, "seconds": round(seconds, 1)})
     print(f"demo data: done in {seconds:.1f} s")
     return root

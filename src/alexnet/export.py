@@ -10,27 +10,22 @@ The export has two signatures, usable with `tf.saved_model.load` and no code of 
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import keras
 import tensorflow as tf
-import yaml
 
 import alexnet.model  # noqa: F401  registers the custom layers a .keras file names
 import alexnet.optim  # noqa: F401  registers the optimizer
-from alexnet.input_pipeline import eval_preprocess
+from alexnet import rundir
+from alexnet.errors import DataError
+from alexnet.preprocess import eval_preprocess
+from alexnet.rundir import RunDir
 
-BEST_MODEL = "best.keras"
-EXPORT_DIR = "export"
 
-
-def load_best_model(run_dir) -> keras.Model:
-    """run_dir's best.keras, loaded with safe_mode=True; exits naming the command to run when there is none."""
-    path = Path(run_dir) / BEST_MODEL
-    if not path.exists():
-        sys.exit(f"error: {path} does not exist; train first with `make train RUN={Path(run_dir).name}`")
+def load_best_model(run: RunDir) -> keras.Model:
+    """The run's best.keras, loaded with safe_mode=True; DataError naming the command to run when there is none."""
+    path = run.require(rundir.BEST_MODEL, f"train the run to the end of an epoch with `make train RUN={run.name}`")
     return keras.saving.load_model(path, safe_mode=True)
 
 
@@ -66,24 +61,25 @@ def export_savedmodel(model: keras.Model, class_names: list[str], export_dir, re
 
 
 def export_run(run_dir) -> Path:
-    """Exports run_dir's best checkpoint (best.keras, loaded with safe_mode) to run_dir/export/."""
-    run_dir = Path(run_dir)
-    model = load_best_model(run_dir)
-    class_names = json.loads((run_dir / "classes.json").read_text())
-    resize_size = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["resize_size"]
-    export_dir = export_savedmodel(model, class_names, run_dir / EXPORT_DIR, resize_size)
-    print(f"exported {run_dir / BEST_MODEL} to {export_dir} (signatures: serve, classify)")
+    """Exports run_dir's best checkpoint (best.keras, loaded with safe_mode) to run_dir/export/.
+
+    The class names and the evaluation pre-processing are the run's own (its classes.json and config.yaml).
+    """
+    run = RunDir(run_dir)
+    config, class_names = run.load_config(), run.class_names()
+    model = load_best_model(run)
+    export_dir = export_savedmodel(model, class_names, run / rundir.EXPORT, config.data.resize_size)
+    print(f"exported {run / rundir.BEST_MODEL} to {export_dir} (signatures: serve, classify)")
     return export_dir
 
 
 def predict_files(run_dir, files: list[str]) -> list[dict]:
     """Prints and returns the top-5 classes of each image file, using run_dir's exported SavedModel."""
-    export_dir = Path(run_dir) / EXPORT_DIR
-    if not export_dir.exists():
-        sys.exit(f"error: {export_dir} does not exist; run `make export RUN={Path(run_dir).name}` first")
+    run = RunDir(run_dir)
+    export_dir = run.require(rundir.EXPORT, f"run `make export RUN={run.name}` first")
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
-        sys.exit(f"error: no such file: {', '.join(missing)}")
+        raise DataError(f"no such file: {', '.join(missing)}")
     classify = tf.saved_model.load(str(export_dir)).signatures["classify"]
     results = []
     for path in files:
@@ -92,7 +88,8 @@ def predict_files(run_dir, files: list[str]) -> list[dict]:
         except tf.errors.InvalidArgumentError:
             print(f"{path}: not a readable JPEG, PNG, BMP or GIF image; skipped")
             continue
-        top = [(n.decode(), float(p)) for n, p in zip(out["class_names"][0].numpy(), out["probabilities"][0].numpy())]
+        names, probabilities = out["class_names"][0].numpy(), out["probabilities"][0].numpy()
+        top = [(n.decode(), float(p)) for n, p in zip(names, probabilities, strict=True)]
         results.append({"file": path, "top5": top})
         print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
     return results

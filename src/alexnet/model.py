@@ -17,6 +17,8 @@ import json
 import keras
 from keras import layers, ops
 
+from alexnet.errors import ConfigError, DataError
+
 # Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision).
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 # Eigenvalues and eigenvectors of the 3x3 RGB covariance of ImageNet pixels, 0-255 scale (section 4.1;
@@ -97,7 +99,8 @@ class PCAColourNoise(layers.Layer):
             return x
         alpha = keras.random.normal((ops.shape(x)[0], 3), stddev=self.stddev, seed=self.seed_generator)
         # shift[n, c] = sum_j eigvec[c, j] * alpha[n, j] * eigval[j]
-        shift = ops.matmul(alpha * ops.convert_to_tensor(self.eigval), ops.transpose(ops.convert_to_tensor(self.eigvec)))
+        eigval, eigvec = ops.convert_to_tensor(self.eigval), ops.convert_to_tensor(self.eigvec)
+        shift = ops.matmul(alpha * eigval, ops.transpose(eigvec))
         return x + shift[:, None, None, :]
 
     def get_config(self):
@@ -124,11 +127,16 @@ def load_colour_stats(path: str | None) -> dict:
     """RGB mean, eigenvalues and eigenvectors: ImageNet's, or the JSON written by `make prepare`."""
     if not path:
         return {"mean": IMAGENET_MEAN_RGB, "eigval": IMAGENET_EIGVAL, "eigvec": IMAGENET_EIGVEC}
-    with open(path) as f:
-        stats = json.load(f)
+    try:
+        with open(path) as f:
+            stats = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"model.colour_stats: cannot read {path} ({e}); write it with `make prepare "
+                        f"ARGS=\"data.colour_stats=true\"`") from e
     missing = {"mean", "eigval", "eigvec"} - set(stats)
     if missing:
-        raise ValueError(f"colour stats file {path} lacks {sorted(missing)}; re-run `make prepare` with data.colour_stats=true")
+        raise DataError(f"colour stats file {path} lacks {sorted(missing)}; "
+                        f"re-run `make prepare` with data.colour_stats=true")
     return {k: stats[k] for k in ("mean", "eigval", "eigvec")}
 
 
@@ -138,7 +146,7 @@ def _kernel_initializer(init: str, seed: int | None):
         return keras.initializers.RandomNormal(0.0, 0.01, seed=seed)
     if init == "he_normal":
         return keras.initializers.HeNormal(seed=seed)
-    raise ValueError(f"model.init must be 'paper' or 'he_normal', got {init!r}")
+    raise ConfigError(f"model.init must be 'paper' or 'he_normal', got {init!r}")
 
 
 def build_alexnet(
@@ -160,11 +168,12 @@ def build_alexnet(
     dtype_policy is applied per layer ("mixed_bfloat16" etc.); the pre-processing and the softmax stay float32.
     """
     if variant not in VARIANTS:
-        raise ValueError(f"model.variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+        raise ConfigError(f"model.variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     spec = VARIANTS[variant]
     stats = colour_stats or load_colour_stats(None)
     filters = [max(1, round(f * width)) for f in spec["filters"]]
-    filters = [f + f % 2 if g == 2 else f for f, g in zip(filters, spec["groups"])]  # groups need even widths
+    # Grouped convolutions need even widths.
+    filters = [f + f % 2 if g == 2 else f for f, g in zip(filters, spec["groups"], strict=True)]
     fc_units = max(1, round(FC_UNITS * width))
     _kernel_initializer(init, None)  # fail on a bad name before building anything
     weighted = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -198,7 +207,8 @@ def build_alexnet(
         return layers.Dropout(dropout, seed=seed, name=name, dtype=dtype_policy)(x)
 
     images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
-    x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=seed, name="colour_noise", dtype="float32")(images)
+    x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=seed, name="colour_noise",
+                       dtype="float32")(images)
     x = Standardize(stats["mean"], input_scale, name="standardize", dtype="float32")(x)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if spec["lrn"]:
@@ -224,7 +234,9 @@ def build_alexnet(
     return keras.Model(images, probs, name=f"alexnet_{variant}")
 
 
-def build_from_config(model_config, num_classes: int, dtype_policy: str = "float32", seed: int | None = None) -> keras.Model:
+def build_from_config(
+    model_config, num_classes: int, dtype_policy: str = "float32", seed: int | None = None
+) -> keras.Model:
     """build_alexnet with the values of a ModelConfig (num_classes from the dataset when the config says 0)."""
     return build_alexnet(
         variant=model_config.variant,

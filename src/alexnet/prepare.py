@@ -8,7 +8,6 @@ are saved too. Training reads the result with data.source=records, data.dir=<the
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from alexnet import input_pipeline as ip
+from alexnet import sources
+from alexnet.errors import ConfigError
+from alexnet.preprocess import resized_square
+from alexnet.rundir import write_json
 
 IMAGES_PER_SHARD = 5000  # ~100-150 MB of 256x256 JPEGs per file
 SHARD_MULTIPLE = 8  # shard counts divide by 1, 2, 4 and 8 input pipelines, which then read whole files
@@ -39,19 +41,19 @@ def colour_statistics(pixels) -> dict:
     return {"mean": x.mean(0).tolist(), "eigval": eigval.tolist(), "eigvec": eigvec.tolist()}
 
 
-def prepare(config) -> dict:
-    """Writes config.data's train and val splits as TFRecords into data.prepared_dir (or data/records/<name>).
+def prepare(data) -> dict:
+    """Writes the data section's train and val splits as TFRecords into data.prepared_dir (or data/records/<name>).
 
     Returns {"written": n, "skipped": n, "seconds": t, "dir": path}. Safe to re-run or interrupt: shards are
     written under temporary names and renamed, and dataset.json, which readers need, is written last.
     """
-    data, start = config.data, time.perf_counter()
+    start = time.perf_counter()
     if data.source == "records":
-        raise ValueError("data.source=records is already prepared; prepare reads a folder, demo or tfds source")
+        raise ConfigError("data.source=records is already prepared; prepare reads a folder, demo or tfds source")
     out = Path(data.prepared_dir or Path("data/records") / (data.name or Path(data.dir).name))
     out.mkdir(parents=True, exist_ok=True)
-    (out / ip.RECORDS_INFO).unlink(missing_ok=True)  # readers must not pair an old index with new shards
-    class_names, examples = _examples(config)
+    (out / sources.RECORDS_INFO).unlink(missing_ok=True)  # readers must not pair an old index with new shards
+    class_names, examples = _examples(data)
     info = {"class_names": class_names, "resize_size": data.resize_size, "counts": {}, "files": {}, "skipped": {}}
     pixels = []
     for role in ("train", "val"):
@@ -65,30 +67,29 @@ def prepare(config) -> dict:
         stale.unlink()
     if data.colour_stats:
         stats = colour_statistics(np.concatenate(pixels))
-        _write_json(out / COLOUR_STATS, stats)
+        write_json(out / COLOUR_STATS, stats)
         print(f"colour statistics of {len(pixels) * PIXELS_PER_IMAGE} training pixels: {out / COLOUR_STATS} "
               f"(use it with model.colour_stats={out / COLOUR_STATS})")
-    _write_json(out / ip.RECORDS_INFO, info)
+    write_json(out / sources.RECORDS_INFO, info)
     written, skipped = sum(info["counts"].values()), sum(len(s) for s in info["skipped"].values())
     seconds = time.perf_counter() - start
     print(f"prepared {out}: {written} images written, {skipped} skipped, {seconds:.1f} s")
     return {"written": written, "skipped": skipped, "seconds": seconds, "dir": str(out)}
 
 
-def _examples(config) -> tuple[list[str], dict]:
+def _examples(data) -> tuple[list[str], dict]:
     """Class names and, per role, (example names, dataset of (encoded bytes, label)) in writing order."""
-    data = config.data
     if data.source == "tfds":
-        builder = ip.tfds_builder(data)
+        builder = sources.tfds_builder(data)
         examples = {}
         for role in ("train", "val"):
-            ds = ip.tfds_split(builder, data, role).map(lambda ex: (ex["image"], ex["label"]))
+            ds = sources.tfds_split(builder, data, role).map(lambda ex: (ex["image"], ex["label"]))
             examples[role] = ([f"{role} example {i}" for i in range(int(ds.cardinality()))], ds)
         return list(builder.info.features["label"].names), examples
-    class_names = ip.list_folder(data.dir, data.train_split)[0]
+    class_names = sources.list_folder(data.dir, data.train_split)[0]
     examples = {}
     for role, split_dir in (("train", data.train_split), ("val", data.val_split)):
-        _, files, labels = ip.list_folder(data.dir, split_dir, class_names)
+        _, files, labels = sources.list_folder(data.dir, split_dir, class_names)
         if role == "train":  # the folder order is by class; shards must mix classes for the shuffle buffer
             order = np.random.default_rng(0).permutation(len(files))
             files, labels = [files[i] for i in order], [labels[i] for i in order]
@@ -104,18 +105,19 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
     files = [f"{role}-{k:05d}-of-{shards:05d}.tfrecord" for k in range(shards)]
 
     def encode(index, example):
-        square = ip.resized_square(example[0], resize_size)
-        sample = tf.gather(tf.reshape(square, [-1, 3]), tf.random.uniform([PIXELS_PER_IMAGE], 0, resize_size**2, tf.int32))
+        square = resized_square(example[0], resize_size)
+        pixels = tf.random.uniform([PIXELS_PER_IMAGE], 0, resize_size**2, tf.int32)
+        sample = tf.gather(tf.reshape(square, [-1, 3]), pixels)
         return index, tf.io.encode_jpeg(square, quality=JPEG_QUALITY), example[1], sample
 
     # In order, so a gap in the indices names the example that failed to decode (ignore_errors is silent).
-    encoded = ds.enumerate().map(encode, num_parallel_calls=ip.AUTOTUNE, deterministic=True).ignore_errors()
+    encoded = ds.enumerate().map(encode, num_parallel_calls=sources.AUTOTUNE, deterministic=True).ignore_errors()
     writers = [tf.io.TFRecordWriter(str(out / f) + ".tmp") for f in files]
     written, skipped, pixels, last_report = 0, [], [], time.perf_counter()
     start = last_report
-    for index, jpeg, label, sample in encoded.prefetch(ip.AUTOTUNE).as_numpy_iterator():
+    for index, jpeg, label, sample in encoded.prefetch(sources.AUTOTUNE).as_numpy_iterator():
         skipped += names[written + len(skipped) : index]
-        writers[written % shards].write(ip.serialize_example(jpeg, int(label)))
+        writers[written % shards].write(sources.serialize_example(jpeg, int(label)))
         written += 1
         pixels.append(sample)
         if time.perf_counter() - last_report > PROGRESS_SECONDS:
@@ -123,7 +125,7 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
             print(f"{role}: {written + len(skipped)}/{total} images, {len(skipped)} skipped, "
                   f"{written / (last_report - start):.0f} img/s", flush=True)
     skipped += names[written + len(skipped) :]
-    for writer, f in zip(writers, files):
+    for writer, f in zip(writers, files, strict=True):
         writer.close()
         Path(str(out / f) + ".tmp").rename(out / f)
     if skipped:
@@ -131,9 +133,3 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
     print(f"{role}: {written} images in {shards} shards")
     return files, skipped, pixels
 
-
-def _write_json(path: Path, content: dict):
-    """Writes JSON under a temporary name, then renames, so a reader never sees half a file."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(content, indent=1))
-    tmp.rename(path)

@@ -17,13 +17,15 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api as hp
 
+from alexnet import rundir
 from alexnet.config import to_dict
+from alexnet.metrics import errors, validation_errors
 
 
 def last_logged_steps(log_dir: Path) -> dict:
     """{tag: highest step already written} for the event files under log_dir."""
     last: dict = {}
-    for path in Path(log_dir).glob("events.out.tfevents.*"):
+    for path in Path(log_dir).glob(rundir.EVENT_FILES):
         try:
             for event in EventFileLoader(str(path)).Load():
                 for value in event.summary.value:
@@ -52,7 +54,8 @@ def conv1_filter_grid(kernel: np.ndarray) -> np.ndarray:
     filters = np.transpose(kernel, (3, 0, 1, 2)).astype(np.float32)
     low = filters.min(axis=(1, 2, 3), keepdims=True)
     high = filters.max(axis=(1, 2, 3), keepdims=True)
-    grid = tile((filters - low) / np.maximum(high - low, 1e-12), columns=max(1, int(np.ceil(np.sqrt(len(filters) * 1.5)))))
+    columns = max(1, int(np.ceil(np.sqrt(len(filters) * 1.5))))
+    grid = tile((filters - low) / np.maximum(high - low, 1e-12), columns)
     return grid.repeat(FILTER_ZOOM, axis=1).repeat(FILTER_ZOOM, axis=2)  # 11x11 filters are too small to see
 
 
@@ -81,7 +84,7 @@ class TrainingReporter(keras.callbacks.Callback):
         self.sample_images = sample_images
         self.colour_noise = None  # a copy of the model's layer, so drawing samples leaves its seed state alone
         self.every_steps = every_steps
-        names = ("train", "validation", "")
+        names = (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS, "")
         self.writers = {n: tf.summary.create_file_writer(str(self.run_dir / n)) for n in names}
         self.last_step = {n: last_logged_steps(self.run_dir / n) for n in names}
         profile = config.tensorboard.profile_steps
@@ -104,14 +107,6 @@ class TrainingReporter(keras.callbacks.Callback):
                 if self._is_new(writer, tag, step):
                     tf.summary.scalar(tag, value)
 
-    @staticmethod
-    def _errors(logs: dict, prefix: str = "") -> dict:
-        return {
-            "loss": float(logs[prefix + "loss"]),
-            "top1_error": 1.0 - float(logs[prefix + "top1"]),
-            "top5_error": 1.0 - float(logs[prefix + "top5"]),
-        }
-
     def _learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
@@ -130,7 +125,7 @@ class TrainingReporter(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[0]:
-            tf.profiler.experimental.start(str(self.run_dir / "profile"))
+            tf.profiler.experimental.start(str(self.run_dir / rundir.PROFILE))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[1]:
@@ -141,8 +136,8 @@ class TrainingReporter(keras.callbacks.Callback):
             start, start_step = self._interval_start
             rate = (step - start_step) * self.global_batch_size / max(now - start, 1e-9)
             self._interval_start = (now, step)
-            self._scalars("train", step, {**self._errors(logs), "learning_rate": self._learning_rate(),
-                                          "images_per_second": rate})
+            self._scalars(rundir.TRAIN_EVENTS, step, {**errors(logs), "learning_rate": self._learning_rate(),
+                                                      "images_per_second": rate})
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -150,13 +145,13 @@ class TrainingReporter(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.epoch_start[0]
         rate = (step - self.epoch_start[1]) * self.global_batch_size / max(seconds, 1e-9)
         lr = self._learning_rate()
-        train = {**self._errors(logs), "learning_rate": lr, "images_per_second": rate, "time": seconds}
-        self._scalars("train", step, {f"epoch_{k}": v for k, v in train.items()})
+        train = {**errors(logs), "learning_rate": lr, "images_per_second": rate, "time": seconds}
+        self._scalars(rundir.TRAIN_EVENTS, step, {f"epoch_{k}": v for k, v in train.items()})
         line = (f"epoch {epoch + 1}/{self.params['epochs']}: loss {train['loss']:.4f}, "
                 f"top-1 error {train['top1_error']:.2%}, top-5 error {train['top5_error']:.2%}")
-        if "val_loss" in logs:
-            val = self._errors(logs, "val_")
-            self._scalars("validation", step, {f"epoch_{k}": v for k, v in val.items()})
+        val = validation_errors(logs)
+        if val:
+            self._scalars(rundir.VALIDATION_EVENTS, step, {f"epoch_{k}": v for k, v in val.items()})
             line += (f" | val loss {val['loss']:.4f}, top-1 error {val['top1_error']:.2%}, "
                      f"top-5 error {val['top5_error']:.2%}")
             self.final_logs = {f"final/{k}": v for k, v in val.items()}

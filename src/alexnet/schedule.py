@@ -6,11 +6,12 @@ so a resumed run continues with the learning rate it had.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import keras
+
+from alexnet.metrics import validation_errors
+from alexnet.rundir import read_json, write_json
 
 
 class LearningRateController(keras.callbacks.Callback):
@@ -40,7 +41,7 @@ class LearningRateController(keras.callbacks.Callback):
         return rate
 
     def _history(self) -> dict:
-        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        return read_json(self.state_path) if self.state_path.exists() else {}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -53,8 +54,9 @@ class LearningRateController(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = self.learning_rate(self.epoch, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.config.schedule == "paper" and logs and "val_top1" in logs:
-            error = 1.0 - float(logs["val_top1"])
+        val = validation_errors(logs)
+        if self.config.schedule == "paper" and val:
+            error = val["top1_error"]
             best = self.state["best_error"]
             if best is None or error < best:
                 self.state.update(best_error=error, wait=0)
@@ -66,6 +68,4 @@ class LearningRateController(keras.callbacks.Callback):
                           f"learning rate divided by 10 (drop {self.state['drops']} of {self.config.max_lr_drops})")
         history = self._history()
         history[str(epoch)] = self.state
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(history, indent=1))
-        os.replace(tmp, self.state_path)  # atomic: a crash never leaves half a file
+        write_json(self.state_path, history)

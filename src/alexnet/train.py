@@ -1,12 +1,13 @@
 """Training: `train_and_evaluate(config, run_dir)` builds the model inside a tf.distribute strategy, runs
 model.fit on the tf.data pipeline with backups, TensorBoard reporting and the best model kept, and exports
 a SavedModel at the end. Running the same command again after a crash resumes where the backup left off.
+
+The driver is a sequence of named stages: strategy, data, model, callbacks, fit, finish.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 import shutil
 import sys
 import time
@@ -15,16 +16,50 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from alexnet.config import Config, save_config
-from alexnet.export import BEST_MODEL, export_run, load_best_model
-from alexnet.input_pipeline import dataset_info, make_dataset
+from alexnet import rundir
+from alexnet.config import Config
+from alexnet.errors import ConfigError
+from alexnet.export import export_run
+from alexnet.input_pipeline import make_dataset
+from alexnet.metrics import compiled_metrics, validation_errors
 from alexnet.model import build_from_config
 from alexnet.optim import PaperSGD
 from alexnet.reporting import TrainingReporter
+from alexnet.rundir import RunDir, read_json, write_json
 from alexnet.schedule import LearningRateController
+from alexnet.sources import DatasetInfo, dataset_info
 
-CLASSES_FILE = "classes.json"
-DONE_FILE = "final_metrics.json"
+
+def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
+    """Trains config's model into run_dir, exports it and returns the best epoch's validation metrics."""
+    run = RunDir(run_dir)
+    strategy = make_strategy(config.train)
+    run.start(config)
+    data = load_data(config, run, strategy)
+    model = build_model(config, len(data.info.class_names), strategy)
+    callbacks = make_callbacks(config, run, data)
+    start = time.perf_counter()
+    history = fit(model, data, callbacks, config.train)
+    return finish(run, history, time.perf_counter() - start)
+
+
+def make_strategy(train_config) -> tf.distribute.Strategy:
+    """The tf.distribute strategy of train.strategy, created before any other TensorFlow work.
+
+    MirroredStrategy when asked, or on "auto" with more than one GPU; otherwise the default strategy.
+    Also splits the CPU into train.cpu_devices logical devices, and seeds every generator.
+    """
+    if train_config.cpu_devices:
+        split_cpu(train_config.cpu_devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    if train_config.strategy == "mirrored" or (train_config.strategy == "auto" and len(gpus) > 1):
+        strategy = tf.distribute.MirroredStrategy(devices=train_config.devices or None)
+    else:
+        strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(train_config.seed)
+    if train_config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return strategy
 
 
 def split_cpu(count: int) -> None:
@@ -33,12 +68,54 @@ def split_cpu(count: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
-def make_strategy(train_config) -> tf.distribute.Strategy:
-    """MirroredStrategy when asked, or on "auto" with more than one GPU; otherwise the default strategy."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if train_config.strategy == "mirrored" or (train_config.strategy == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy(devices=train_config.devices or None)
-    return tf.distribute.get_strategy()
+@dataclasses.dataclass
+class TrainingData:
+    """The distributed training and validation datasets and what the loop needs to know about them."""
+
+    info: DatasetInfo
+    steps_per_epoch: int
+    train: tf.distribute.DistributedDataset
+    val: tf.distribute.DistributedDataset
+    sample_images: tf.Tensor | None  # augmented training images for TensorBoard
+
+
+def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy) -> TrainingData:
+    """The data stage: class names into the run, the batch checked against the replicas, one pipeline per worker."""
+    t, data = config.train, config.data
+    info = dataset_info(data)
+    write_json(run / rundir.CLASSES, info.class_names)
+    replicas = strategy.num_replicas_in_sync
+    if t.global_batch_size % replicas:
+        raise ConfigError(f"train.global_batch_size={t.global_batch_size} must be a multiple of the "
+                          f"{replicas} replicas")
+    steps_per_epoch = t.steps_per_epoch or info.num_train // t.global_batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"train.global_batch_size={t.global_batch_size} exceeds the {info.num_train} training images")
+    print(f"strategy {type(strategy).__name__} with {replicas} replica(s), per-replica batch "
+          f"{t.global_batch_size // replicas}, global batch {t.global_batch_size}; {info.num_train} training and "
+          f"{info.num_val} validation images in {len(info.class_names)} classes; {steps_per_epoch} steps per epoch",
+          flush=True)
+
+    def pipeline(split):
+        return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, t.seed,
+                                        t.deterministic, ctx)
+
+    # Repeated, so that every epoch has steps_per_epoch batches however often fit() is resumed.
+    train = strategy.distribute_datasets_from_function(lambda ctx: pipeline("train")(ctx).repeat())
+    val = strategy.distribute_datasets_from_function(pipeline("val"))
+    sample = next(iter(pipeline("train")(None)))[0][:16] if config.tensorboard.images else None
+    return TrainingData(info, steps_per_epoch, train, val, sample)
+
+
+def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strategy) -> keras.Model:
+    """The model stage: the configured AlexNet, built and compiled inside the strategy's scope."""
+    t = config.train
+    with strategy.scope():
+        model = build_from_config(config.model, num_classes, dtype_policy=t.precision, seed=t.seed)
+        compile_model(model, t)
+    print(f"model {model.name}: {model.count_params():,} parameters, precision {t.precision}, "
+          f"jit_compile {t.jit_compile}", flush=True)
+    return model
 
 
 def compile_model(model: keras.Model, train_config) -> None:
@@ -51,15 +128,8 @@ def compile_model(model: keras.Model, train_config) -> None:
     )
     if train_config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # float16 gradients underflow without it
-    model.compile(
-        optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="top1"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
-        ],
-        jit_compile=train_config.jit_compile,
-    )
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=compiled_metrics(),
+                  jit_compile=train_config.jit_compile)
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -74,106 +144,65 @@ class Backup(keras.callbacks.BackupAndRestore):
 class KeepBest(keras.callbacks.Callback):
     """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run: RunDir):
         super().__init__()
-        self.path = run_dir / BEST_MODEL
-        self.record = run_dir / "best.json"
+        self.path = run / rundir.BEST_MODEL
+        self.record = run / rundir.BEST_RECORD
 
     def on_epoch_end(self, epoch, logs=None):
-        if not logs or "val_top1" not in logs:
+        val = validation_errors(logs)
+        if val is None:
             return
-        error = 1.0 - float(logs["val_top1"])
-        best = json.loads(self.record.read_text())["val_top1_error"] if self.record.exists() else None
-        if best is None or error < best:
-            tmp = self.path.with_name("best.tmp.keras")
+        best = read_json(self.record)["val_top1_error"] if self.record.exists() else None
+        if best is None or val["top1_error"] < best:
+            tmp = self.path.with_name(".best.tmp.keras")
             self.model.save(tmp)
-            os.replace(tmp, self.path)  # a crash mid-save leaves the previous best intact
-            self.record.write_text(json.dumps({"epoch": epoch + 1, "val_top1_error": error,
-                                               "val_top5_error": 1.0 - float(logs["val_top5"])}))
+            tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
+            write_json(self.record, {"epoch": epoch + 1, "val_top1_error": val["top1_error"],
+                                     "val_top5_error": val["top5_error"]})
 
 
-def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
-    """Trains config's model into run_dir, exports it and returns the final validation metrics."""
-    run_dir = Path(run_dir)
+def make_callbacks(config: Config, run: RunDir, data: TrainingData) -> list[keras.callbacks.Callback]:
+    """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting, best model."""
     t = config.train
-    if t.cpu_devices:
-        split_cpu(t.cpu_devices)
-    if (run_dir / DONE_FILE).exists():
-        sys.exit(f"error: {run_dir} already holds a finished run; choose another RUN=name or remove the directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    keras.utils.set_random_seed(t.seed)
-    if t.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    info = dataset_info(config)
-    (run_dir / CLASSES_FILE).write_text(json.dumps(info.class_names, indent=1))
-    strategy = make_strategy(t)
-    replicas = strategy.num_replicas_in_sync
-    if t.global_batch_size % replicas:
-        sys.exit(f"error: train.global_batch_size={t.global_batch_size} must be a multiple of the {replicas} replicas")
-    steps_per_epoch = t.steps_per_epoch or info.num_train // t.global_batch_size
-    if steps_per_epoch == 0:
-        sys.exit(f"error: train.global_batch_size={t.global_batch_size} exceeds the {info.num_train} training images")
-    print(f"strategy {type(strategy).__name__} with {replicas} replica(s), per-replica batch "
-          f"{t.global_batch_size // replicas}, global batch {t.global_batch_size}; {info.num_train} training and "
-          f"{info.num_val} validation images in {len(info.class_names)} classes; {steps_per_epoch} steps per epoch",
-          flush=True)
-
-    with strategy.scope():
-        model = build_from_config(config.model, len(info.class_names), dtype_policy=t.precision, seed=t.seed)
-        compile_model(model, t)
-    print(f"model {model.name}: {model.count_params():,} parameters, precision {t.precision}, "
-          f"jit_compile {t.jit_compile}", flush=True)
-
-    # Repeated, so that every epoch has steps_per_epoch batches however often fit() is resumed.
-    train_data = strategy.distribute_datasets_from_function(lambda ctx: make_dataset(config, "train", ctx).repeat())
-    val_data = strategy.distribute_datasets_from_function(lambda ctx: make_dataset(config, "val", ctx))
-    sample = next(iter(make_dataset(config, "train")))[0][:16] if config.tensorboard.images else None
-
-    backup = Backup(str(run_dir / "backup"), save_freq=t.backup_every_steps or "epoch", double_checkpoint=True)
-    callbacks = [
-        backup,
-        LearningRateController(t, steps_per_epoch, run_dir / "lr_schedule.json"),
-        TrainingReporter(run_dir, config, t.global_batch_size, sample_images=sample,
+    return [
+        Backup(str(run / rundir.BACKUP), save_freq=t.backup_every_steps or "epoch", double_checkpoint=True),
+        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE),
+        TrainingReporter(run.path, config, t.global_batch_size, sample_images=data.sample_images,
                          every_steps=config.tensorboard.every_steps),
-        KeepBest(run_dir),
+        KeepBest(run),
     ]
-    start = time.perf_counter()
-    history = model.fit(
-        train_data,
-        epochs=t.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_data,
-        validation_steps=t.validation_steps or None,
+
+
+def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config) -> keras.callbacks.History:
+    """The fit stage: model.fit for the epochs left (a resumed run skips the finished ones)."""
+    return model.fit(
+        data.train,
+        epochs=train_config.epochs,
+        steps_per_epoch=data.steps_per_epoch,
+        validation_data=data.val,
+        validation_steps=train_config.validation_steps or None,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
         verbose=1 if sys.stdout.isatty() else 0,  # a progress bar on a terminal; TrainingReporter's line always
     )
-    best = json.loads((run_dir / "best.json").read_text())
 
-    export_dir = export_run(run_dir)
-    final = {**best, "train_seconds": time.perf_counter() - start}
-    (run_dir / DONE_FILE).write_text(json.dumps(final, indent=1))
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is complete; its backups are not needed
-    last = history.history
-    if last.get("val_top1"):  # empty when a resumed run had no epoch left to train
-        print(f"\nfinal validation top-1 error {1 - last['val_top1'][-1]:.2%}, "
-              f"top-5 error {1 - last['val_top5'][-1]:.2%} (epoch {t.epochs})")
-    print(f"run directory: {run_dir}\n"
+
+def finish(run: RunDir, history: keras.callbacks.History, train_seconds: float) -> dict:
+    """The finish stage: export the best model, write the final metrics (the run is then complete), report."""
+    best = read_json(run / rundir.BEST_RECORD)
+    export_dir = export_run(run.path)
+    final = {**best, "train_seconds": train_seconds}
+    write_json(run / rundir.FINAL_METRICS, final)
+    shutil.rmtree(run / rundir.BACKUP, ignore_errors=True)  # the run is complete; its backups are not needed
+    val = validation_errors({k: v[-1] for k, v in history.history.items() if v})
+    if val:  # None when a resumed run had no epoch left to train
+        print(f"\nfinal validation top-1 error {val['top1_error']:.2%}, top-5 error {val['top5_error']:.2%} "
+              f"(epoch {history.params['epochs']})")
+    print(f"run directory: {run.path}\n"
           f"best validation top-1 error {best['val_top1_error']:.2%}, top-5 error {best['val_top5_error']:.2%} "
-          f"(epoch {best['epoch']}; kept as {BEST_MODEL} and exported)\n"
+          f"(epoch {best['epoch']}; kept as {rundir.BEST_MODEL} and exported)\n"
           f"SavedModel:  {export_dir}\n"
           f"TensorBoard: make tensorboard   (then open http://localhost:6006)\n"
-          f"predict:     make predict RUN={run_dir.name} IMAGES=\"path/to/image.jpg\"", flush=True)
+          f"predict:     make predict RUN={run.name} IMAGES=\"path/to/image.jpg\"", flush=True)
     return final
-
-
-def evaluate_run(config: Config, run_dir: str | Path) -> dict:
-    """Top-1 / top-5 error of run_dir's best model on the validation split (centre crop)."""
-    run_dir = Path(run_dir)
-    model = load_best_model(run_dir)
-    results = model.evaluate(make_dataset(config, "val"), return_dict=True, verbose=2)
-    metrics = {"top1_error": 1.0 - results["top1"], "top5_error": 1.0 - results["top5"], "loss": results["loss"]}
-    print(f"{run_dir}: validation top-1 error {metrics['top1_error']:.2%}, top-5 error {metrics['top5_error']:.2%}")
-    return metrics

@@ -1,0 +1,130 @@
+"""The run directory, logs/RUN/: every file and folder name of a run, and how they are read and written.
+
+Every run file is written through `write_json` (or renamed into place like it), so a crash never leaves
+half a file. Commands that read a finished run back (eval, export, predict) use the run's own resolved
+config and class names from here, never the command line's.
+
+Example:
+    run = RunDir("logs/demo")
+    config = run.load_config()           # the resolved config the run trained with
+    names = run.class_names()            # label order of the run's classifier
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from alexnet.config import Config, load_config, save_config
+from alexnet.errors import DataError, RunFinishedError
+
+CONFIG = "config.yaml"
+CLASSES = "classes.json"
+TRAIN_EVENTS = "train"
+VALIDATION_EVENTS = "validation"
+EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's file pattern, in the run directory and in the two above
+BEST_MODEL = "best.keras"
+BEST_RECORD = "best.json"
+LR_SCHEDULE = "lr_schedule.json"
+BACKUP = "backup"
+PROFILE = "profile"
+EXPORT = "export"
+FINAL_METRICS = "final_metrics.json"
+
+# What each entry holds, in the order a run writes them. README's "What a run writes" table is this table
+# (a test compares the two).
+CONTENTS = {
+    CONFIG: "the resolved configuration",
+    CLASSES: "class names, in label order",
+    f"{TRAIN_EVENTS}/": ("TensorBoard, training: loss, top-1/top-5 error, learning rate, images/s every "
+                         "`tensorboard.every_steps` steps, and per epoch with the epoch time"),
+    f"{VALIDATION_EVENTS}/": "TensorBoard, validation: loss, top-1/top-5 error per epoch",
+    EVENT_FILES: ("TensorBoard, the rest: augmented inputs as the network sees them, conv1 filters (the paper's "
+                  "Figure 3), weight histograms, hparams with the final metrics, the config as text"),
+    BEST_MODEL: "the model with the lowest validation top-1 error",
+    BEST_RECORD: "the best epoch and its validation errors",
+    LR_SCHEDULE: "the learning-rate schedule's state after every epoch (a resumed run continues it)",
+    f"{BACKUP}/": ("weights, optimizer and epoch, saved every epoch and every `train.backup_every_steps` steps; "
+                   "removed when the run completes"),
+    f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps="5,10"`',
+    f"{EXPORT}/": "the SavedModel",
+    FINAL_METRICS: "written last: the run is complete",
+}
+
+
+def contents_table() -> str:
+    """CONTENTS as the Markdown table README's "What a run writes" shows."""
+    rows = [f"| `{entry}` | {what} |" for entry, what in CONTENTS.items()]
+    return "\n".join(["| path | contents |", "|---|---|", *rows])
+
+
+def write_json(path: str | Path, content) -> None:
+    """Writes content as JSON under a temporary name in the same folder, then renames it into place.
+
+    The rename is atomic, so a reader (or a run resumed after a crash) sees the old file or the new one,
+    never half of one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path):
+    """The JSON content of path."""
+    return json.loads(Path(path).read_text())
+
+
+class RunDir:
+    """A run directory: the paths of its entries and the checks commands make before they use it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = self.path.name
+
+    def __truediv__(self, entry: str) -> Path:
+        return self.path / entry
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has completed (its final metrics are written last)."""
+        return (self.path / FINAL_METRICS).exists()
+
+    def start(self, config: Config) -> None:
+        """Creates the directory for training and writes the resolved config into it.
+
+        Raises RunFinishedError for a finished run: a finished run is never overwritten.
+        """
+        if self.finished:
+            raise RunFinishedError(
+                f"{self.path} already holds a finished run; choose another RUN=name or remove the directory")
+        self.path.mkdir(parents=True, exist_ok=True)
+        save_config(config, self.path / CONFIG)
+
+    def require(self, entry: str, hint: str) -> Path:
+        """The path of entry, or DataError naming it and what to run (hint) when it does not exist."""
+        path = self.path / entry
+        if not self.path.is_dir():
+            raise DataError(f"run {self.path} does not exist; train it first with `make train RUN={self.name}`")
+        if not path.exists():
+            raise DataError(f"{path} does not exist; {hint}")
+        return path
+
+    def load_config(self, overrides: list[str] = ()) -> Config:
+        """The run's resolved config, with command-line overrides (such as another data.dir) on top."""
+        return load_config(self.require(CONFIG, f"train first with `make train RUN={self.name}`"), overrides)
+
+    def class_names(self) -> list[str]:
+        """The class names of the run's classifier, in label order."""
+        return read_json(self.require(CLASSES, f"train first with `make train RUN={self.name}`"))
+
+    def check_classes(self, data_class_names: list[str], data_description: str) -> None:
+        """DataError unless data_class_names are the run's class names in the same order."""
+        own = self.class_names()
+        if list(data_class_names) != own:
+            differ = sorted(set(own) ^ set(data_class_names))
+            detail = f"names only one side has: {differ[:10]}" if differ else "the same names in another order"
+            raise DataError(
+                f"{data_description} has {len(data_class_names)} classes that do not match the "
+                f"{len(own)} in {self.path / CLASSES} ({detail}); evaluate on data with the run's classes")

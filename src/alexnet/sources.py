@@ -1,0 +1,239 @@
+"""Data sources: where encoded images and their labels come from. No pre-processing here.
+
+    folder:  DIR/<split>/<class>/*.jpg (also .jpeg .png .bmp .gif); unreadable files found once, named, skipped
+    tfds:    a TFDS image-classification data set, images left encoded
+    records: the TFRecord shards `make prepare` writes (a resize_size square JPEG and a label per record)
+
+`encoded_examples(data, split, pipelines, pipeline_id)` gives one input pipeline's share of a split as
+(encoded bytes, int64 label); `dataset_info(data)` the class names and example counts. `data` is the
+config's data section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from alexnet.errors import ConfigError, DataError
+from alexnet.preprocess import decode_rgb
+from alexnet.rundir import read_json, write_json
+
+AUTOTUNE = tf.data.AUTOTUNE
+SPLITS = ("train", "val")
+# Folder sources: files with these suffixes (any letter case) are images; their content decides the decoder.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# Written by `make prepare` next to its shards: class names, counts and the shard file names per split.
+RECORDS_INFO = "dataset.json"
+RECORD_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),  # a resize_size x resize_size JPEG
+    "label": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    """What the model and the training loop need to know about a dataset."""
+
+    class_names: list[str]
+    num_train: int  # examples usable (bad files excluded)
+    num_val: int
+
+
+def dataset_info(data) -> DatasetInfo:
+    """Class names and usable example counts of the data section's source (scans a folder once, see folder_files)."""
+    if data.source == "records":
+        info = read_records_info(data.dir)
+        return DatasetInfo(info["class_names"], info["counts"]["train"], info["counts"]["val"])
+    if data.source == "tfds":
+        builder = tfds_builder(data)
+        counts = [int(tfds_split(builder, data, role).cardinality()) for role in SPLITS]
+        return DatasetInfo(list(builder.info.features["label"].names), *counts)
+    class_names, train_files, _ = folder_files(data.dir, data.train_split)
+    _, val_files, _ = folder_files(data.dir, data.val_split, class_names)
+    return DatasetInfo(class_names, len(train_files), len(val_files))
+
+
+def encoded_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
+    """(encoded image bytes, int64 label) of split ("train"/"val") for input pipeline pipeline_id of pipelines."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if data.source == "records":
+        return read_records(data.dir, split, pipelines, pipeline_id)
+    if data.source == "tfds":
+        ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id)
+        return ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
+    class_names = list_folder(data.dir, data.train_split)[0]
+    _, files, labels = folder_files(data.dir, data.train_split if split == "train" else data.val_split, class_names)
+    # Element-level sharding: every pipeline gets floor or ceil of len/pipelines files, never fewer batches.
+    files, labels = files[pipeline_id::pipelines], labels[pipeline_id::pipelines]
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(labels, tf.int64)))
+    return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
+
+
+# ----- folder source: root/<split>/<class>/<image files> -----
+
+
+def list_folder(root: str, split_dir: str, class_names: list[str] | None = None) -> tuple[list, list, list]:
+    """(class names, image paths, labels) under root/split_dir/<class>/, sorted; no decoding.
+
+    class_names fixes the label order (the training split's); without it the split's folder names are used.
+    A missing or empty tree raises DataError showing the layout expected.
+    """
+    split_path = Path(root) / split_dir
+    layout = f"expected {root}/{split_dir}/<class name>/<image>.jpg (also .jpeg .png .bmp .gif, any case)"
+    if not split_path.is_dir():
+        raise DataError(f"image folder {split_path} does not exist: {layout}")
+    found = sorted(p.name for p in split_path.iterdir() if p.is_dir())
+    if class_names is None:
+        class_names = found
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        raise DataError(f"{split_path} has classes not in the training split: {unknown[:10]}")
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        class_dir = split_path / name
+        if class_dir.is_dir():
+            names = sorted(f.name for f in os.scandir(class_dir)
+                           if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES))
+            files += [str(class_dir / n) for n in names]
+            labels += [label] * len(names)
+    if not files:
+        raise DataError(f"image folder {split_path} has no images: {layout}")
+    return class_names, files, labels
+
+
+def folder_files(root: str, split_dir: str, class_names: list[str] | None = None) -> tuple[list, list, list]:
+    """list_folder without the files that cannot be decoded; those are named once, then remembered.
+
+    The first call decodes every image once (a tf.data pass) and caches the unreadable ones in
+    root/.unreadable-<split_dir>.json, keyed on the file names and sizes; later calls read the cache.
+    """
+    class_names, files, labels = list_folder(root, split_dir, class_names)
+    where = Path(root) / split_dir
+    key = hashlib.sha256("".join(f"{f}\t{os.path.getsize(f)}\n" for f in files).encode()).hexdigest()
+    cache = Path(root) / f".unreadable-{split_dir}.json"
+    cached = _read_scan_cache(cache)
+    if cached.get("key") == key:
+        bad = set(cached["unreadable"])
+        if bad:
+            print(f"{where}: skipping {len(bad)} unreadable files (listed in {cache})")
+    else:
+        bad = set(find_unreadable(files))
+        if bad:
+            print(f"{where}: skipping {len(bad)} unreadable files: {', '.join(sorted(bad))}")
+        try:
+            write_json(cache, {"key": key, "unreadable": sorted(bad)})
+        except OSError as e:  # a read-only data set is fine; it is just scanned again next time
+            print(f"could not cache the scan result in {cache}: {e}")
+    keep = [i for i, f in enumerate(files) if f not in bad]
+    return class_names, [files[i] for i in keep], [labels[i] for i in keep]
+
+
+def _read_scan_cache(cache: Path) -> dict:
+    """The cached scan result, or {} when there is none or it cannot be read (then the folder is scanned again)."""
+    try:
+        cached = read_json(cache)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        print(f"ignoring the unreadable scan cache {cache} ({e}); scanning again")
+        return {}
+    valid = isinstance(cached, dict) and isinstance(cached.get("unreadable"), list)
+    return cached if valid else {}
+
+
+def find_unreadable(files: list[str]) -> list[str]:
+    """The files that do not decode (zero-byte, truncated, not an image), found with one parallel tf.data pass."""
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).enumerate()
+    # ignore_errors drops failing elements silently; the missing indices name them.
+    ds = ds.map(lambda i, path: (i, tf.shape(decode_rgb(tf.io.read_file(path)))), num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = False
+    readable = {int(i) for i, _ in ds.ignore_errors().with_options(options).as_numpy_iterator()}
+    return [f for i, f in enumerate(files) if i not in readable]
+
+
+# ----- TFDS source -----
+
+
+def tfds_builder(data):
+    """The prepared TFDS builder for data.name in data.dir (downloads unless present; imagenet2012 is manual)."""
+    import tensorflow_datasets as tfds
+
+    if not data.name:
+        raise ConfigError("data.source=tfds needs data.name, e.g. imagenette/320px-v2 or imagenet2012")
+    builder = tfds.builder(data.name, data_dir=data.dir or None)
+    try:
+        builder.download_and_prepare()
+    except AssertionError as e:
+        if not data.name.startswith("imagenet2012"):
+            raise
+        manual = Path(builder.data_dir_root) / "downloads" / "manual"
+        raise DataError(
+            f"imagenet2012 needs a manual download into {manual}/: ILSVRC2012_img_train.tar (147,897,477,120 bytes) "
+            f"and ILSVRC2012_img_val.tar (6,744,924,160 bytes), from https://image-net.org/download-images "
+            f"(registration needed). Put both files there and run again; TFDS then builds the data set once."
+        ) from e
+    return builder
+
+
+def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
+    """The raw TFDS dataset of role ("train"/"val"), images left encoded, this pipeline's even share."""
+    import tensorflow_datasets as tfds
+
+    split = data.train_split if role == "train" else data.val_split
+    if split == "val" and "val" not in builder.info.splits:
+        split = "validation"  # the config default "val" is "validation" in TFDS data sets
+    if pipelines > 1:
+        split = tfds.even_splits(split, pipelines)[pipeline_id]  # sizes differ by at most one example
+    return builder.as_dataset(split=split, shuffle_files=role == "train",
+                              decoders={"image": tfds.decode.SkipDecoding()})
+
+
+# ----- records source: TFRecord shards written by `make prepare` -----
+
+
+def read_records_info(records_dir: str) -> dict:
+    """The JSON `make prepare` writes last: class names, counts and shard files per split."""
+    path = Path(records_dir) / RECORDS_INFO
+    if not path.is_file():
+        raise DataError(f"{path} not found: write the records first with `make prepare` "
+                                f"(data.source=records reads data.dir = the prepared directory)")
+    return read_json(path)
+
+
+def serialize_example(jpeg: bytes, label: int) -> bytes:
+    """One record: a resize_size square JPEG and its label."""
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
+    """(encoded JPEG, int64 label) of split ("train"/"val") from the shards named in the prepared JSON.
+
+    Shards are written round-robin, so when their number divides by the pipelines each pipeline takes whole
+    files and still gets floor(n / pipelines) examples or more; otherwise it takes every pipelines-th record.
+    """
+    files = [str(Path(records_dir) / f) for f in read_records_info(records_dir)["files"][split]]
+    by_file = pipelines > 1 and len(files) % pipelines == 0
+    if by_file:
+        files = files[pipeline_id::pipelines]
+    # deterministic=True: element sharding needs the same record order in every pipeline.
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=True
+    )
+    if pipelines > 1 and not by_file:
+        ds = ds.shard(pipelines, pipeline_id)
+    return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
+
+
+def _parse_record(record):
+    example = tf.io.parse_single_example(record, RECORD_FEATURES)
+    return example["image"], example["label"]

@@ -1,0 +1,94 @@
+"""A run killed with SIGKILL mid-epoch resumes with its weights, momentum, learning-rate schedule and best model."""
+
+import json
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from alexnet import rundir, train
+from alexnet.train import train_and_evaluate
+from conftest import TINY, run_cli, scalars, steps, tiny_config
+
+EPOCHS, STEPS = 4, 6
+# The learning rate changes at every epoch (divided by 10), so a resume that lost the schedule shows.
+SCHEDULE = ["train.schedule=step", "train.step_epochs=1", "train.learning_rate=0.01", "train.warmup_epochs=0"]
+
+
+def kill_in_the_second_epoch(args, run_dir):
+    """Starts training in a subprocess and SIGKILLs it after a mid-epoch backup of the second epoch."""
+    metadata = run_dir / rundir.BACKUP / "training_metadata.json"
+    proc = run_cli(args)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if metadata.exists():
+            try:
+                state = json.loads(metadata.read_text())
+            except json.JSONDecodeError:
+                state = {}
+            if state.get("epoch") == 1 and state.get("batch", 0) >= 1:
+                break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("no mid-epoch backup appeared: " + "".join(proc.communicate()))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
+    overrides = [*TINY, f"data.dir={small_data}", f"train.epochs={EPOCHS}", "train.global_batch_size=8",
+                 f"train.steps_per_epoch={STEPS}", "train.backup_every_steps=2", "tensorboard.histograms=false",
+                 *SCHEDULE]
+    run_dir = tmp_path / "resume"
+    kill_in_the_second_epoch(["train", "--logs", str(tmp_path), "--run", "resume", *overrides], run_dir)
+    assert not (run_dir / rundir.FINAL_METRICS).exists()
+    best_before = json.loads((run_dir / rundir.BEST_RECORD).read_text())
+    assert best_before["epoch"] == 1
+
+    # The same command again, in this process, watching what the backup restores.
+    restored = {}
+
+    def spy(self, logs=None):
+        original(self, logs)
+        optimizer = self.model.optimizer
+        restored["iterations"] = int(optimizer.iterations.numpy())
+        restored["momentum"] = [np.asarray(v) for v in optimizer.momentums]
+
+    original = train.Backup.on_train_begin
+    monkeypatch.setattr(train.Backup, "on_train_begin", spy)
+    config = tiny_config(small_data, *overrides[len(TINY) + 1 :])
+    train_and_evaluate(config, run_dir)
+    output = capsys.readouterr().out
+    assert f"epoch {EPOCHS}/{EPOCHS}:" in output and "epoch 1/" not in output  # resumed, not restarted
+
+    # The optimizer's step count and its momentum slots come back (a fresh optimizer has zeros).
+    assert STEPS < restored["iterations"] < 2 * STEPS
+    assert all(np.any(m != 0) for m in restored["momentum"])
+
+    # Every epoch ran at its scheduled rate, the resumed ones included.
+    train_series, val = scalars(run_dir / rundir.TRAIN_EVENTS), scalars(run_dir / rundir.VALIDATION_EVENTS)
+    epoch_rates = [rate for _, rate in train_series["epoch_learning_rate"]]
+    np.testing.assert_allclose(epoch_rates, [0.01 * 0.1**e for e in range(EPOCHS)], rtol=1e-5)
+    step_rates = {round(rate, 9) for _, rate in train_series["learning_rate"]}
+    assert step_rates == {round(0.01 * 0.1**e, 9) for e in range(EPOCHS)}
+    schedule = json.loads((run_dir / rundir.LR_SCHEDULE).read_text())
+    assert [schedule[str(e)]["drops"] for e in range(EPOCHS)] == list(range(EPOCHS))
+
+    # TensorBoard series continue without duplicate steps, and no epoch is missing.
+    for series in (train_series, val):
+        for tag, events in series.items():
+            seen = steps(events)
+            assert seen == sorted(set(seen)), f"{tag} has duplicate or decreasing steps: {seen}"
+    batch_steps = steps(train_series["loss"])
+    assert max(np.diff(batch_steps)) < STEPS, f"a whole epoch is missing from {batch_steps}"
+    assert len(val["epoch_top1_error"]) == EPOCHS and batch_steps[-1] >= EPOCHS * STEPS
+
+    # The best model of before the kill is kept unless a later epoch was strictly better.
+    best = json.loads((run_dir / rundir.BEST_RECORD).read_text())
+    assert best["val_top1_error"] <= best_before["val_top1_error"]
+    if best["val_top1_error"] == best_before["val_top1_error"]:
+        assert best == best_before
+    assert (run_dir / rundir.BEST_MODEL).exists() and (run_dir / rundir.EXPORT / "saved_model.pb").exists()
