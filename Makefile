@@ -14,7 +14,7 @@ RUN_ARGS := --config $(CONFIG) --run $(RUN) $(ARGS)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help train test lint summary data prepare eval predict export tensorboard bench bench-gpu
+.PHONY: help train lr-find claims test lint summary data digits prepare eval predict export tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 train: $(VENV)/.installed data ## make the data if needed, train CONFIG into logs/RUN/, export a SavedModel
 	$(PY) -m alexnet train $(RUN_ARGS)
 
+lr-find: $(VENV)/.installed data ## learning-rate range test on CONFIG's data: loss vs rate in logs/RUN/lr_find.png, a suggested rate
+	$(PY) -m alexnet lr-find $(RUN_ARGS)
+
+claims: $(VENV)/.installed ## the paper's claims re-run (CONFIG defaults to configs/claims.yaml): logs/claims/report.md
+	$(PY) -m alexnet claims $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG),--config configs/claims.yaml) $(ARGS)
+
 test: lint ## lint, then run the test suite (slow end-to-end tests included)
 	$(PY) -m pytest tests
 
@@ -43,6 +49,9 @@ summary: $(VENV)/.installed ## print the Keras summary of the CONFIG's model
 
 data: $(VENV)/.installed ## generate the offline demo data set into data/demo/ (no-op for other sources)
 	$(PY) -m alexnet data $(RUN_ARGS)
+
+digits: $(VENV)/.installed ## write the real-image check set (scanned digits as photos) into configs/folder.yaml's data.dir
+	$(PY) -m alexnet digits --config configs/folder.yaml $(ARGS)
 
 prepare: $(VENV)/.installed data ## write CONFIG's data as sharded TFRecords of 256x256 JPEGs (data.colour_stats=true for RGB stats)
 	$(PY) -m alexnet prepare $(RUN_ARGS)

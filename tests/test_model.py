@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from alexnet.errors import ConfigError
 from alexnet.model import (
     IMAGENET_EIGVAL,
     IMAGENET_EIGVEC,
@@ -180,3 +181,52 @@ def test_seeded_tiny_model_gives_its_stored_output(init, scale):
     images = (np.arange(3 * 67 * 67 * 3).reshape(3, 67, 67, 3) * 7 % 256).astype(np.uint8)
     model = build_alexnet("paper", num_classes=4, image_size=67, width=1 / 16, init=init, input_scale=scale, seed=11)
     np.testing.assert_allclose(np.asarray(model(images, training=False)), EXPECTED_OUTPUTS[init, scale], atol=2e-5)
+
+
+# ----- the switches `make claims` turns: each changes exactly what it says -----
+
+HIDDEN = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+
+
+def test_tanh_replaces_every_hidden_relu_and_nothing_else():
+    model = build_alexnet("paper", activation="tanh")
+    assert [model.get_layer(n).activation.__name__ for n in HIDDEN] == ["tanh"] * 7
+    assert model.get_layer("fc8").activation.__name__ == "linear"
+    assert model.count_params() == 62_378_344
+
+
+def test_lrn_can_be_switched_off_for_the_paper_and_on_for_owt():
+    names = {layer.name for layer in build_alexnet("paper", lrn=False).layers}
+    assert not {"lrn1", "lrn2"} & names and build_alexnet("paper", lrn=False).count_params() == 62_378_344
+    owt = build_alexnet("owt", lrn=True)
+    assert isinstance(owt.get_layer("lrn1"), LocalResponseNormalization) and owt.count_params() == 61_100_840
+
+
+def test_non_overlapping_pooling_keeps_every_shape_and_parameter():
+    model = build_alexnet("paper", pool_size=2)
+    for name in ("pool1", "pool2", "pool5"):
+        layer = model.get_layer(name)
+        assert (layer.pool_size, layer.strides) == ((2, 2), (2, 2))
+    for name, shape in PAPER_SHAPES.items():
+        assert model.get_layer(name).output.shape[1:] == shape, name
+    assert model.count_params() == 62_378_344
+
+
+# conv3: 3*3*256*384 + 384 = 885,120; conv4: 3*3*384*384 + 384 = 1,327,488 (paper widths, one tower).
+CONV3, CONV4 = 885_120, 1_327_488
+
+
+def test_removing_conv3_feeds_conv2s_maps_to_conv4():
+    model = build_alexnet("paper", remove_conv="conv3")
+    assert "conv3" not in {layer.name for layer in model.layers}
+    assert model.get_layer("conv4").kernel.shape == (3, 3, 256, 384)  # conv2's 256 maps in
+    assert model.count_params() == 62_378_344 - CONV3 - CONV4 + CONV3  # conv4 now the size conv3 was
+
+
+def test_removing_conv4_feeds_conv3s_maps_to_conv5():
+    model = build_alexnet("paper", remove_conv="conv4")
+    assert "conv4" not in {layer.name for layer in model.layers}
+    assert model.get_layer("conv5").kernel.shape == (3, 3, 384, 256)  # conv3 has conv4's 384 maps
+    assert model.count_params() == 62_378_344 - CONV4
+    with pytest.raises(ConfigError, match="model.remove_conv must be"):
+        build_alexnet("paper", remove_conv="conv2")

@@ -2,8 +2,8 @@
 
 Only parses arguments, calls the function that does the work, and turns its errors into one line on
 stderr and an exit status (the table in alexnet/errors.py); the Makefile is the user's interface.
-train, summary, data, prepare and bench read --config; eval, export and predict read the run's own
-config (eval accepts overrides that choose other data).
+train, lr-find, claims, summary, data, digits, prepare and bench read --config; eval, export and predict
+read the run's own config (eval accepts overrides that choose other data).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError
 
-CONFIG_COMMANDS = ("train", "summary", "data", "prepare", "bench")
+CONFIG_COMMANDS = ("train", "lr-find", "claims", "summary", "data", "digits", "prepare", "bench")
 RUN_COMMANDS = ("eval", "export", "predict")
 
 
@@ -55,6 +55,11 @@ def run_command(args: argparse.Namespace) -> None:
     from alexnet.config import load_config
 
     config = load_config(args.config, overrides)
+    if args.command == "claims":
+        from alexnet.claims import run_study
+
+        run_study(args.config, overrides, args.logs)
+        return
     if args.command == "summary":
         from alexnet.model import build_from_config
 
@@ -63,6 +68,10 @@ def run_command(args: argparse.Namespace) -> None:
         from alexnet.demo_data import ensure_demo_data
 
         ensure_demo_data(config.data)
+    elif args.command == "digits":
+        from alexnet.digits_data import ensure_digits_data
+
+        ensure_digits_data(config.data)
     elif args.command == "prepare":
         from alexnet.prepare import prepare
 
@@ -71,6 +80,10 @@ def run_command(args: argparse.Namespace) -> None:
         from alexnet.train import train_and_evaluate
 
         train_and_evaluate(config, run_dir)
+    elif args.command == "lr-find":
+        from alexnet.lr_find import find_learning_rate
+
+        find_learning_rate(config, run_dir)
     elif args.command == "bench":
         from alexnet.bench import run_benchmarks
 

@@ -45,6 +45,18 @@ class ModelConfig:
     colour_noise: float = field(default=0.1, metadata=_range(0.0, None))
     # JSON file with "mean", "eigval", "eigvec" from `make prepare` (data.colour_stats); "" = ImageNet's.
     colour_stats: str = ""
+    # The switches `make claims` turns, each the paper's choice by default. Hidden-layer non-linearity
+    # (section 3.1: ReLU; tanh is what it was compared with).
+    activation: Literal["relu", "tanh"] = "relu"
+    # Local response normalisation after conv1 and conv2 (section 3.3): as the variant has it, or forced.
+    lrn: Literal["variant", "on", "off"] = "variant"
+    # Max-pooling window, stride 2: 3 overlaps (section 3.4), 2 does not; both give the same shapes.
+    pool_size: Literal[3, 2] = 3
+    # Remove one middle convolutional layer (section 7: "removing any middle layer costs about 2%").
+    remove_conv: Literal["", "conv3", "conv4"] = ""
+    # Fine-tuning: a .keras file (e.g. logs/RUN/best.keras) whose weights start every layer of the same name
+    # and shapes; the others (fc8 when the class count differs) keep their initialisation. "" = none.
+    init_from: str = ""
 
 
 @dataclass
@@ -103,6 +115,10 @@ class TrainConfig:
     validation_steps: int = field(default=0, metadata=_range(0))
     # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only.
     backup_every_steps: int = field(default=0, metadata=_range(0))
+    # Fine-tuning: these layers (e.g. [conv1, conv2, conv3, conv4, conv5]) are not updated in the first
+    # freeze_epochs epochs.
+    freeze: list[str] = field(default_factory=list)
+    freeze_epochs: int = field(default=0, metadata=_range(0))
 
 
 @dataclass
@@ -113,8 +129,46 @@ class TensorBoardConfig:
     # Train scalars every this many steps (besides the per-epoch ones).
     every_steps: int = field(default=10, metadata=_range(1))
     histograms: bool = True
+    # Per-layer activation and gradient statistics of a probe batch every this many steps (0: none); see
+    # alexnet/layer_stats.py. They show why a start is flat.
+    layer_stats_steps: int = field(default=50, metadata=_range(0))
     # Steps "first,last" of the first epoch to trace with the profiler; "" for none.
     profile_steps: str = ""
+
+
+@dataclass
+class EvalConfig:
+    """`make eval`: what is drawn besides the errors (section 6.1)."""
+
+    # Training images (eval pre-processing) whose fc7 vectors are searched for Figure 4's nearest neighbours.
+    train_sample: int = field(default=1000, metadata=_range(1))
+    # Validation images whose fc7 vectors TensorBoard's projector shows.
+    projector_images: int = field(default=1000, metadata=_range(1))
+    figure_images: int = field(default=8, metadata=_range(1))  # Figure 4, left
+    neighbour_queries: int = field(default=5, metadata=_range(1))  # Figure 4, right: rows
+    neighbours: int = field(default=6, metadata=_range(1))  # Figure 4, right: training images per row
+
+
+@dataclass
+class ClaimsConfig:
+    """`make claims`: the ablation study of the paper's claims (alexnet/claims.py)."""
+
+    seeds: int = field(default=2, metadata=_range(1))
+    # Arms to train (baseline, tanh, no_lrn, pool2, no_colour_noise, no_augment, no_dropout, no_conv3); [] = all.
+    arms: list[str] = field(default_factory=list)
+    # The speed claims count optimizer steps until the training top-1 error first reaches this.
+    train_error_threshold: float = field(default=0.25, metadata=_range(0.0, 1.0, low_open=True))
+
+
+@dataclass
+class LRFindConfig:
+    """`make lr-find`: the learning-rate range test (alexnet/lr_find.py)."""
+
+    min_lr: float = field(default=1e-5, metadata=_range(0.0, None, low_open=True))
+    max_lr: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
+    steps: int = field(default=100, metadata=_range(5))
+    # Exponential smoothing of the per-step loss (0: none).
+    smoothing: float = field(default=0.9, metadata=_range(0.0, 0.99))
 
 
 @dataclass
@@ -125,6 +179,9 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    claims: ClaimsConfig = field(default_factory=ClaimsConfig)
+    lr_find: LRFindConfig = field(default_factory=LRFindConfig)
 
 
 def _check_value(key: str, value, hint, metadata):
@@ -207,7 +264,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             raise ConfigError(f"config file {path} does not exist; the ones shipped are in configs/")
         _merge(config, yaml.safe_load(path.read_text()) or {})
     _merge(config, parse_overrides(list(overrides)))
+    _check_combinations(config)
     return config
+
+
+def _check_combinations(config: Config) -> None:
+    """ConfigError for values that are valid alone but not together."""
+    if bool(config.train.freeze) != bool(config.train.freeze_epochs):
+        raise ConfigError("train.freeze (layer names) and train.freeze_epochs (> 0) go together")
+    if config.lr_find.min_lr >= config.lr_find.max_lr:
+        raise ConfigError(f"lr_find.min_lr ({config.lr_find.min_lr}) must be below lr_find.max_lr "
+                          f"({config.lr_find.max_lr})")
 
 
 def to_dict(config: Config) -> dict:

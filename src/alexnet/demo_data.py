@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def _colours(rng: np.random.Generator, count: int) -> list[np.ndarray]:
             return list(colours)
 
 
-def _smooth_noise(rng: np.random.Generator, height: int, width: int, grid: int, amplitude: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, height: int, width: int, grid: int, amplitude: float) -> np.ndarray:
     """Colour noise varying over about `grid` cells per side: a cheap stand-in for photo lighting and clutter."""
     small = np.clip(128 + amplitude * rng.standard_normal((grid, grid, 3)), 0, 255).astype(np.uint8)
     big = Image.fromarray(small).resize((width, height), Image.BICUBIC)
@@ -134,13 +135,13 @@ def render(name: str, rng: np.random.Generator) -> Image.Image:
     n_colours = 3 if name in TEXTURES else 2
     background, *object_colours = _colours(rng, n_colours)
 
-    image = background + _smooth_noise(rng, height, width, 4, 25) + _smooth_noise(rng, height, width, 24, 8)
+    image = background + smooth_noise(rng, height, width, 4, 25) + smooth_noise(rng, height, width, 24, 8)
     if name in TEXTURES:
         p = _pattern(name, rng, (width, height), cx, cy, r)[..., None]
         fill = object_colours[0] * (1 - p) + object_colours[1] * p
     else:
         fill = object_colours[0] + np.zeros_like(image)
-    fill = fill + _smooth_noise(rng, height, width, 3, 15)  # uneven lighting on the object
+    fill = fill + smooth_noise(rng, height, width, 3, 15)  # uneven lighting on the object
     m = _mask(name, rng, (width, height), cx, cy, r)[..., None]
     image = image * (1 - m) + fill * m
     image += 5 * rng.standard_normal(image.shape, dtype=np.float32)  # sensor grain
@@ -154,29 +155,44 @@ def _write_one(task: tuple[int, int, int, Path]) -> None:
     render(CLASSES[class_index], rng).save(path, quality=JPEG_QUALITY)
 
 
-def generate(root: str | Path, splits: dict[str, int], workers: int | None = None) -> None:
-    """Writes splits {name: images per class} under root/<name>/<class>/, seeding split i with i."""
-    root = Path(root)
-    tasks = []
-    for split_index, (split, count) in enumerate(splits.items()):
-        for class_index, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            tasks += [(split_index, class_index, i, folder / f"{name}_{i:05d}.jpg") for i in range(count)]
+def write_all(tasks: list, write_one: Callable, what: str, workers: int | None = None) -> None:
+    """Calls write_one(task) for every task on a thread pool, printing progress ten times."""
     step = max(1, len(tasks) // 10)
     # Threads suffice: numpy, PIL's resize, blur and JPEG encoder release the GIL.
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        for done, _ in enumerate(pool.map(_write_one, tasks), 1):
+        for done, _ in enumerate(pool.map(write_one, tasks), 1):
             if done % step == 0 or done == len(tasks):
-                print(f"demo data: {done}/{len(tasks)} images", flush=True)
+                print(f"{what}: {done}/{len(tasks)} images", flush=True)
+
+
+def generate_once(root: Path, splits: list[str], expected: dict, generate: Callable[[], None], what: str) -> Path:
+    """Runs generate() to write root/<split>/... unless root's manifest says a set matching expected is there.
+
+    The manifest is written last, so an interrupted generation is redone from scratch (stale split folders
+    removed first) and a complete one is skipped.
+    """
+    manifest = root / MANIFEST
+    if manifest.is_file():
+        if {k: read_json(manifest).get(k) for k in expected} == expected:
+            print(f"{what}: {root} is complete, skipping")
+            return root
+        manifest.unlink()
+    for split in splits:  # stale or partial files from an earlier run must not mix in
+        shutil.rmtree(root / split, ignore_errors=True)
+    print(f"{what}: writing {root}")
+    start = time.perf_counter()
+    generate()
+    seconds = time.perf_counter() - start
+    write_json(manifest, {**expected, "seconds": round(seconds, 1)})
+    print(f"{what}: done in {seconds:.1f} s")
+    return root
 
 
 def ensure_demo_data(data_config) -> Path | None:
     """Generates the demo data set into data_config.dir unless a complete one is there; no-op for other sources.
 
     Layout: <dir>/<train_split>/<class>/*.jpg and <dir>/<val_split>/<class>/*.jpg, with
-    demo_images_per_class training images per class and a quarter as many for validation. A manifest is
-    written last, so an interrupted generation is redone from scratch and a complete one is skipped.
+    demo_images_per_class training images per class and a quarter as many for validation.
     """
     if data_config.source != "demo":
         print(f"data.source is {data_config.source!r}: nothing to generate (only source 'demo' is generated)")
@@ -185,19 +201,14 @@ def ensure_demo_data(data_config) -> Path | None:
     per_class = data_config.demo_images_per_class
     splits = {data_config.train_split: per_class, data_config.val_split: val_images_per_class(per_class)}
     expected = {"version": GENERATOR_VERSION, "classes": list(CLASSES), "images_per_class": splits}
-    manifest = root / MANIFEST
-    if manifest.is_file():
-        found = read_json(manifest)
-        if {k: found.get(k) for k in expected} == expected:
-            print(f"demo data: {root} is complete ({len(CLASSES)} classes, {splits}), skipping")
-            return root
-        manifest.unlink()
-    for split in splits:  # stale or partial files from an earlier run must not mix in
-        shutil.rmtree(root / split, ignore_errors=True)
-    print(f"demo data: writing {len(CLASSES)} classes x {splits} images per class to {root}")
-    start = time.perf_counter()
-    generate(root, splits)
-    seconds = time.perf_counter() - start
-    write_json(manifest, {**expected, "seconds": round(seconds, 1)})
-    print(f"demo data: done in {seconds:.1f} s")
-    return root
+
+    def generate():
+        tasks = []
+        for split_index, (split, count) in enumerate(splits.items()):
+            for class_index, name in enumerate(CLASSES):
+                folder = root / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                tasks += [(split_index, class_index, i, folder / f"{name}_{i:05d}.jpg") for i in range(count)]
+        write_all(tasks, _write_one, "demo data")
+
+    return generate_once(root, list(splits), expected, generate, f"demo data ({len(CLASSES)} classes, {splits})")

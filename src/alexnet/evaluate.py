@@ -1,4 +1,15 @@
-"""`make eval`: the errors of a run's best model on the validation split.
+"""`make eval`: the paper's evaluation (section 6) and what the network learned (section 6.1), for any run.
+
+The run's best model goes over the validation split twice: (a) the central crop, (b) the paper's 10-crop
+(four corner patches and the centre patch of the 256x256 square and their mirrors, softmax averaged over
+the ten; one decode per image, the ten crops go through the model together). Then:
+
+- a table laid out like the paper's Table 2, beside the published figures, printed and in TensorBoard;
+- logs/RUN/eval.json: both passes (top-1 / top-5 error, loss, images, seconds), their time ratio, the
+  per-class top-1 error (worst first);
+- TensorBoard (logs/RUN/eval/): the errors as scalars at the best model's step, the table as text, a
+  confusion matrix, Figure 4 left (top-5 predictions of validation images) and right (the training
+  images nearest in fc7), and the fc7 vectors of validation images in the Projector tab.
 
 The run is evaluated with its own resolved config; command-line overrides may point it at other data
 (data.dir, data.source, ...), whose class names must then be the run's.
@@ -6,27 +17,221 @@ The run is evaluated with its own resolved config; command-line overrides may po
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet import figures, rundir
 from alexnet.export import load_best_model
 from alexnet.input_pipeline import make_dataset
-from alexnet.metrics import errors
-from alexnet.rundir import RunDir
-from alexnet.sources import dataset_info
+from alexnet.preprocess import eval_preprocess, ten_crops
+from alexnet.projector import write_projector
+from alexnet.rundir import RunDir, write_json
+from alexnet.sources import dataset_info, encoded_examples
+
+# Published single-network errors on the ILSVRC-2012 validation set: (top-1, top-5) (alexnet-recipe.md).
+PUBLISHED = {
+    "paper, 1 CNN (Table 2, 10 crops)": (0.407, 0.182),
+    "torchvision alexnet (centre crop)": (0.4348, 0.2093),
+    "Caffe bvlc_alexnet (centre crop)": (0.429, 0.198),
+}
+IMAGENET = "imagenet2012"
+THUMBNAIL = 64  # pixels a side of the images in the figures and the projector's sprite
+CONFUSION_LIMIT = 100  # classes shown whole in the confusion matrix; above, the most confused ones
+CONFUSION_SHOWN = 50
 
 
 def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
-    """Top-1 / top-5 error and loss of run_dir's best model on the validation split (centre crop).
+    """Evaluates run_dir's best model as described in the module doc; returns what eval.json holds.
 
     Checked before any work: the run, its best model, and data with the run's class names.
     """
     run = RunDir(run_dir)
     config = run.load_config(overrides)
     model = load_best_model(run)
-    data = config.data
+    data, settings = config.data, config.eval
+    names = run.class_names()
     run.check_classes(dataset_info(data).class_names, f"data.source={data.source} data.dir={data.dir}")
-    val = make_dataset(data, "val", config.model.image_size, config.train.global_batch_size)
-    results = model.evaluate(val, return_dict=True, verbose=2)
-    metrics = errors(results)
-    print(f"{run.path}: validation top-1 error {metrics['top1_error']:.2%}, top-5 error {metrics['top5_error']:.2%}")
-    return metrics
+    size, batch = config.model.image_size, config.train.global_batch_size
+    keep = max(settings.projector_images, settings.figure_images, settings.neighbour_queries)
+
+    features = keras.Model(model.input, [model.output, model.get_layer("fc7").output])
+    centre = centre_pass(features, make_dataset(data, "val", size, batch), keep)
+    crops = ten_crop_pass(model, encoded_examples(data, "val"), data.resize_size, size, max(1, batch // 10))
+    if not np.array_equal(crops["labels"], centre["labels"]):
+        raise RuntimeError("the centre and 10-crop passes saw the validation images in different orders")
+    train_sample = sample_features(features, data, size, batch, settings.train_sample)
+
+    result = {
+        "data": {"source": data.source, "name": data.name, "dir": data.dir, "split": data.val_split},
+        "centre": errors_of(centre["probabilities"], centre["labels"]) | {"seconds": centre["seconds"]},
+        "ten_crop": errors_of(crops["probabilities"], crops["labels"]) | {"seconds": crops["seconds"]},
+        "per_class_top1_error": per_class_errors(centre["probabilities"], centre["labels"], names),
+    }
+    result["ten_crop_over_centre_seconds"] = crops["seconds"] / max(centre["seconds"], 1e-9)
+    table = table2(result, dataset_name(data))
+    write_json(run / rundir.EVAL_RECORD, result)
+    step = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) if model.optimizer else 0
+    write_tensorboard(run, step, result, table, centre, train_sample, names, settings)
+    print(table)
+    print(f"10-crop pass / centre pass: {result['ten_crop_over_centre_seconds']:.1f}x the time "
+          f"({crops['seconds']:.1f} s / {centre['seconds']:.1f} s for {result['centre']['images']} images)\n"
+          f"wrote {run / rundir.EVAL_RECORD} and TensorBoard {run / rundir.EVAL_EVENTS} "
+          f"(Scalars, Text, Images: eval/*; Projector: fc7)", flush=True)
+    return result
+
+
+def centre_pass(features: keras.Model, dataset: tf.data.Dataset, keep: int) -> dict:
+    """Probabilities and labels of every image, and fc7 vectors and thumbnails of the first `keep` images."""
+    predict = tf.function(lambda x: features(x, training=False), reduce_retracing=True)
+    probabilities, labels, fc7, thumbnails = [], [], [], []
+    start = time.perf_counter()
+    for images, batch_labels in dataset:
+        p, f = predict(images)
+        probabilities.append(p.numpy())
+        labels.append(batch_labels.numpy())
+        kept = sum(len(t) for t in thumbnails)
+        if kept < keep:
+            fc7.append(f.numpy()[: keep - kept])
+            thumbnails.append(thumbnail(images[: keep - kept]))
+    return {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
+            "fc7": np.concatenate(fc7), "thumbnails": np.concatenate(thumbnails),
+            "seconds": time.perf_counter() - start}
+
+
+def ten_crop_pass(model: keras.Model, encoded: tf.data.Dataset, resize_size: int, image_size: int,
+                  images_per_batch: int) -> dict:
+    """Softmax averaged over the ten crops of every image (section 6), and the labels."""
+    crops = encoded.map(lambda e, label: (ten_crops(e, resize_size, image_size), tf.cast(label, tf.int32)),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+
+    @tf.function(reduce_retracing=True)
+    def predict(batch):  # (B, 10, S, S, 3) -> (B, classes): the ten crops of an image go through together
+        flat = tf.reshape(batch, [-1, image_size, image_size, 3])
+        probabilities = model(flat, training=False)
+        return average_over_crops(probabilities, crops_per_image=10)
+
+    probabilities, labels = [], []
+    start = time.perf_counter()
+    for batch, batch_labels in crops.batch(images_per_batch).prefetch(tf.data.AUTOTUNE):
+        probabilities.append(predict(batch).numpy())
+        labels.append(batch_labels.numpy())
+    return {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
+            "seconds": time.perf_counter() - start}
+
+
+def average_over_crops(probabilities, crops_per_image: int):
+    """(B * crops, classes) softmax outputs, image by image -> (B, classes), each image's mean over its crops."""
+    return tf.reduce_mean(tf.reshape(probabilities, [-1, crops_per_image, probabilities.shape[-1]]), axis=1)
+
+
+def sample_features(features: keras.Model, data, image_size: int, batch: int, count: int) -> dict:
+    """fc7 vectors, labels and thumbnails of `count` training images (shuffled with a fixed seed; eval crops)."""
+    encoded = encoded_examples(data, "train").shuffle(10_000, seed=0).take(count)
+    images = encoded.map(lambda e, label: (eval_preprocess(e, data.resize_size, image_size), label),
+                         num_parallel_calls=tf.data.AUTOTUNE).batch(batch)
+    fc7, labels, thumbnails = [], [], []
+    for batch_images, batch_labels in images:
+        fc7.append(features(batch_images, training=False)[1].numpy())
+        labels.append(batch_labels.numpy())
+        thumbnails.append(thumbnail(batch_images))
+    return {"fc7": np.concatenate(fc7), "labels": np.concatenate(labels), "thumbnails": np.concatenate(thumbnails)}
+
+
+def thumbnail(images) -> np.ndarray:
+    """uint8 (N, THUMBNAIL, THUMBNAIL, 3) copies of uint8 images."""
+    small = tf.image.resize(tf.cast(images, tf.float32), [THUMBNAIL, THUMBNAIL], antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
+
+
+def errors_of(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Top-1 and top-5 error (the true class not first / not among the five most probable), mean loss, images."""
+    true = probabilities[np.arange(len(labels)), labels]
+    rank = (probabilities > true[:, None]).sum(axis=1)  # classes strictly more probable than the true one
+    return {"top1_error": float(np.mean(rank >= 1)), "top5_error": float(np.mean(rank >= 5)),
+            "loss": float(np.mean(-np.log(np.maximum(true, 1e-12)))), "images": int(len(labels))}
+
+
+def per_class_errors(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -> list[dict]:
+    """[{"class", "top1_error", "images"}] of the classes with validation images, worst first."""
+    predicted = probabilities.argmax(axis=1)
+    rows = [{"class": names[c], "top1_error": float(np.mean(predicted[labels == c] != c)),
+             "images": int(np.sum(labels == c))} for c in range(len(names)) if np.any(labels == c)]
+    return sorted(rows, key=lambda row: (-row["top1_error"], row["class"]))
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """(true, predicted) image counts."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def most_confused(matrix: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` classes with the most misclassified images, as true or as predicted class."""
+    off = matrix - np.diag(np.diag(matrix))
+    return np.sort(np.argsort(-(off.sum(axis=0) + off.sum(axis=1)), kind="stable")[:count])
+
+
+def nearest_neighbours(queries: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
+    """(Q, k) indices of the k keys nearest to each query in Euclidean distance, nearest first."""
+    distances = (np.sum(queries**2, axis=1)[:, None] - 2 * queries @ keys.T + np.sum(keys**2, axis=1)[None])
+    return np.argsort(distances, axis=1, kind="stable")[:, :k]
+
+
+def dataset_name(data) -> str:
+    """The data set's name as a reader knows it."""
+    return data.name if data.source == "tfds" else f"{data.source} {data.dir}"
+
+
+def table2(result: dict, name: str) -> str:
+    """The errors laid out like the paper's Table 2, the published single-model figures above this run's."""
+    rows = [(label, *errors) for label, errors in PUBLISHED.items()]
+    rows += [(f"this run, centre crop ({name})", result["centre"]["top1_error"], result["centre"]["top5_error"]),
+             (f"this run, 10 crops ({name})", result["ten_crop"]["top1_error"], result["ten_crop"]["top5_error"])]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'model':<{width}} | top-1 error | top-5 error |",
+             f"|{'-' * (width + 2)}|-------------|-------------|"]
+    lines += [f"| {label:<{width}} | {top1:>11.1%} | {top5:>11.1%} |" for label, top1, top5 in rows]
+    lines.append(f"published figures: ILSVRC-2012 validation set (50,000 images); this run: {name}, "
+                 f"{result['centre']['images']} validation images.")
+    if not name.startswith(IMAGENET):
+        lines.append("This data set is not ILSVRC-2012: the published rows and this run's are not comparable.")
+    return "\n".join(lines)
+
+
+def write_tensorboard(run: RunDir, step: int, result: dict, table: str, centre: dict, train_sample: dict,
+                      names: list[str], settings) -> None:
+    """Scalars, the table, the confusion matrix, Figure 4 and the projector into run/eval/."""
+    directory = run / rundir.EVAL_EVENTS
+    writer = tf.summary.create_file_writer(str(directory))
+    probabilities, labels = centre["probabilities"], centre["labels"]
+    with writer.as_default(step=step):
+        for name in ("centre", "ten_crop"):
+            for metric in ("top1_error", "top5_error", "loss"):
+                tf.summary.scalar(f"eval/{name}/{metric}", result[name][metric])
+        tf.summary.text("eval/table2", table)
+        matrix = confusion(labels, probabilities.argmax(axis=1), len(names))
+        shown = np.arange(len(names)) if len(names) <= CONFUSION_LIMIT else most_confused(matrix, CONFUSION_SHOWN)
+        title = "confusion, validation, centre crop" + ("" if len(shown) == len(names) else
+                                                       f" ({len(shown)} most confused classes)")
+        figures.tensorboard_image("eval/confusion_matrix", figures.confusion_matrix(
+            matrix[np.ix_(shown, shown)], [names[i] for i in shown], title), step)
+        count = min(settings.figure_images, len(labels))
+        spread = np.linspace(0, len(centre["thumbnails"]) - 1, count).astype(int)  # across classes in folders
+        top5 = [[(names[c], float(probabilities[i, c])) for c in np.argsort(-probabilities[i])[:5]] for i in spread]
+        figures.tensorboard_image("eval/figure4_top5", figures.top5_predictions(
+            centre["thumbnails"][spread], [names[labels[i]] for i in spread], top5), step)
+        kept = len(centre["fc7"])
+        queries = np.linspace(0, kept - 1, min(settings.neighbour_queries, kept)).astype(int)
+        nearest = nearest_neighbours(centre["fc7"][queries], train_sample["fc7"], settings.neighbours)
+        figures.tensorboard_image("eval/figure4_nearest_fc7", figures.nearest_neighbours_grid(
+            centre["thumbnails"][queries], [names[labels[i]] for i in queries], train_sample["thumbnails"][nearest],
+            [[names[train_sample["labels"][j]] for j in row] for row in nearest]), step)
+    writer.close()
+    shown = min(settings.projector_images, len(centre["fc7"]))
+    write_projector(directory, centre["fc7"][:shown], [names[c] for c in labels[:shown]],
+                    [names[c] for c in probabilities[:shown].argmax(axis=1)], centre["thumbnails"][:shown])

@@ -161,15 +161,26 @@ def build_alexnet(
     colour_stats: dict | None = None,
     dtype_policy: str = "float32",
     seed: int | None = None,
+    activation: str = "relu",
+    lrn: bool | None = None,
+    pool_size: int = 3,
+    remove_conv: str = "",
 ) -> keras.Model:
     """Builds AlexNet with layers named as in the paper (conv1..conv5, lrn1, lrn2, pool1, pool2, pool5, fc6..fc8).
 
     width scales every conv and fc layer (1.0 = the paper); tests build tiny networks with it.
     dtype_policy is applied per layer ("mixed_bfloat16" etc.); the pre-processing and the softmax stay float32.
+    The switches the paper's claims are checked with, each the paper's choice by default: activation of the
+    hidden layers ("relu", section 3.1, or "tanh"); lrn (None: as the variant has it, section 3.3); pool_size
+    3 (overlapping, stride 2, section 3.4) or 2 (not overlapping; the same output shapes); remove_conv
+    "conv3" or "conv4" drops that layer, the next one then takes the previous layer's maps (section 7).
     """
     if variant not in VARIANTS:
         raise ConfigError(f"model.variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+    if remove_conv not in ("", "conv3", "conv4"):
+        raise ConfigError(f"model.remove_conv must be '', 'conv3' or 'conv4', got {remove_conv!r}")
     spec = VARIANTS[variant]
+    lrn = spec["lrn"] if lrn is None else lrn
     stats = colour_stats or load_colour_stats(None)
     filters = [max(1, round(f * width)) for f in spec["filters"]]
     # Grouped convolutions need even widths.
@@ -191,13 +202,13 @@ def build_alexnet(
         name = f"conv{index}"
         return layers.Conv2D(
             filters[index - 1], kernel, strides=strides, padding=padding, groups=spec["groups"][index - 1],
-            activation="relu", kernel_initializer=kernel_init(name), bias_initializer=bias(name),
+            activation=activation, kernel_initializer=kernel_init(name), bias_initializer=bias(name),
             name=name, dtype=dtype_policy,
         )(x)
 
     def pool(x, name):
-        # Overlapping pooling, z=3, s=2 (section 3.4).
-        return layers.MaxPooling2D(3, strides=2, name=name, dtype=dtype_policy)(x)
+        # Overlapping pooling, z=3, s=2 (section 3.4); z=2 gives the same shapes without overlap.
+        return layers.MaxPooling2D(pool_size, strides=2, name=name, dtype=dtype_policy)(x)
 
     def dense(x, name, units, activation):
         return layers.Dense(units, activation=activation, kernel_initializer=kernel_init(name),
@@ -211,24 +222,25 @@ def build_alexnet(
                        dtype="float32")(images)
     x = Standardize(stats["mean"], input_scale, name="standardize", dtype="float32")(x)
     x = conv(x, 1, 11, strides=4, padding="valid")
-    if spec["lrn"]:
+    if lrn:
         x = LocalResponseNormalization(name="lrn1", dtype=dtype_policy)(x)
     x = pool(x, "pool1")
     x = conv(x, 2, 5)
-    if spec["lrn"]:
+    if lrn:
         x = LocalResponseNormalization(name="lrn2", dtype=dtype_policy)(x)
     x = pool(x, "pool2")
-    x = conv(x, 3, 3)
-    x = conv(x, 4, 3)
+    for index in (3, 4):
+        if remove_conv != f"conv{index}":
+            x = conv(x, index, 3)
     x = conv(x, 5, 3)
     x = pool(x, "pool5")
     x = layers.Flatten(name="flatten", dtype=dtype_policy)(x)
     if variant == "owt":  # torchvision drops the inputs of fc6 and fc7
-        x = dense(drop(x, "dropout6"), "fc6", fc_units, "relu")
-        x = dense(drop(x, "dropout7"), "fc7", fc_units, "relu")
+        x = dense(drop(x, "dropout6"), "fc6", fc_units, activation)
+        x = dense(drop(x, "dropout7"), "fc7", fc_units, activation)
     else:  # the paper / Caffe drop the outputs of fc6 and fc7 (section 4.2)
-        x = drop(dense(x, "fc6", fc_units, "relu"), "dropout6")
-        x = drop(dense(x, "fc7", fc_units, "relu"), "dropout7")
+        x = drop(dense(x, "fc6", fc_units, activation), "dropout6")
+        x = drop(dense(x, "fc7", fc_units, activation), "dropout7")
     logits = dense(x, "fc8", num_classes, None)
     probs = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(images, probs, name=f"alexnet_{variant}")
@@ -248,6 +260,10 @@ def build_from_config(
         input_scale=model_config.input_scale,
         colour_noise=model_config.colour_noise,
         colour_stats=load_colour_stats(model_config.colour_stats),
+        activation=model_config.activation,
+        lrn={"variant": None, "on": True, "off": False}[model_config.lrn],
+        pool_size=model_config.pool_size,
+        remove_conv=model_config.remove_conv,
         dtype_policy=dtype_policy,
         seed=seed,
     )

@@ -31,10 +31,13 @@ COLOUR_STATS = "colour_stats.json"
 def colour_statistics(pixels) -> dict:
     """{"mean": [3], "eigval": [3] descending, "eigvec": 3x3, column j = eigenvector j} of (N, 3) RGB pixels.
 
-    The statistics behind the paper's PCA colour noise (section 4.1), on the 0-255 scale.
+    The statistics behind the paper's PCA colour noise (section 4.1) for 0-255 pixels, in the convention of
+    IMAGENET_EIGVAL (the reference implementations' eigenvalues of the [0, 1]-scale covariance, times 255):
+    eigval is the 0-255 covariance's eigenvalues divided by 255, so alpha * eigval is a shift in pixel
+    levels of the same size for ImageNet's statistics and for a data set's own.
     """
     x = np.asarray(pixels, np.float64).reshape(-1, 3)
-    eigval, eigvec = np.linalg.eigh(np.cov(x, rowvar=False))
+    eigval, eigvec = np.linalg.eigh(np.cov(x, rowvar=False) / 255)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = eigval[order], eigvec[:, order]
     eigvec *= np.sign(eigvec[np.abs(eigvec).argmax(0), range(3)])  # an eigenvector's sign is arbitrary: fix it

@@ -9,6 +9,7 @@ Float conversion, mean subtraction and colour noise happen inside the model, on 
     training:   train_preprocess(encoded, 256, 227, "paper", seed)  a random 227 crop of the 256 square, maybe flipped
     evaluation: eval_preprocess(encoded, 256, 227)                  the central 227 crop of the 256 square
     prepare:    resized_square(encoded, 256)                        the whole 256 square
+    10-crop:    ten_crops(encoded, 256, 227)                        4 corners + centre of the square, and mirrors
 """
 
 from __future__ import annotations
@@ -77,6 +78,22 @@ def eval_preprocess(encoded, resize_size: int, image_size: int):
 def resized_square(encoded, resize_size: int):
     """Encoded image -> uint8 (resize_size, resize_size, 3): shorter side to resize_size, central square (section 2)."""
     return paper_crop(encoded, resize_size, resize_size, (0, 0))
+
+
+def ten_crop_offsets(resize_size: int, image_size: int) -> list[tuple[int, int]]:
+    """(y, x) of the four corner patches and the centre patch of the resize_size square (section 6)."""
+    far, centre = resize_size - image_size, (resize_size - image_size) // 2
+    return [(0, 0), (0, far), (far, 0), (far, far), (centre, centre)]
+
+
+def ten_crops(encoded, resize_size: int, image_size: int):
+    """Encoded image -> uint8 (10, image_size, image_size, 3): the five patches of ten_crop_offsets, then their
+    horizontal reflections, all cut from one decode of the resized central square (section 6)."""
+    _check_sizes(resize_size, image_size)
+    square = resized_square(encoded, resize_size)
+    crops = tf.stack([square[y : y + image_size, x : x + image_size]
+                      for y, x in ten_crop_offsets(resize_size, image_size)])
+    return tf.concat([crops, tf.reverse(crops, [2])], axis=0)
 
 
 def _flip_if(image, flip):

@@ -19,6 +19,7 @@ from tensorboard.plugins.hparams import api as hp
 
 from alexnet import rundir
 from alexnet.config import to_dict
+from alexnet.layer_stats import LayerProbe
 from alexnet.metrics import errors, validation_errors
 
 
@@ -76,12 +77,13 @@ class TrainingReporter(keras.callbacks.Callback):
     resolved config as text and as hparams with the final metrics, and an optional profiler trace.
     """
 
-    def __init__(self, run_dir, config, global_batch_size: int, sample_images=None, every_steps: int = 10):
+    def __init__(self, run_dir, config, global_batch_size: int, sample=None, every_steps: int = 10):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.config = config
         self.global_batch_size = global_batch_size
-        self.sample_images = sample_images
+        self.sample = sample  # (images, labels): a fixed batch of augmented training images, or None
+        self.probe = None  # the LayerProbe, built on first use
         self.colour_noise = None  # a copy of the model's layer, so drawing samples leaves its seed state alone
         self.every_steps = every_steps
         names = (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS, "")
@@ -126,6 +128,11 @@ class TrainingReporter(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[0]:
             tf.profiler.experimental.start(str(self.run_dir / rundir.PROFILE))
+        every = self.config.tensorboard.layer_stats_steps
+        step = self._step()
+        if every and self.sample is not None and step % every == 0:
+            self.probe = self.probe or LayerProbe(self.model)
+            self._scalars(rundir.TRAIN_EVENTS, step, self.probe(*self.sample))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[1]:
@@ -165,11 +172,11 @@ class TrainingReporter(keras.callbacks.Callback):
         config = self.config.tensorboard
         with self.writers[""].as_default(step=step):
             if config.images:
-                if self.sample_images is not None:
+                if self.sample is not None:
                     if self.colour_noise is None:
                         layer = self.model.get_layer("colour_noise")
                         self.colour_noise = type(layer).from_config(layer.get_config())
-                    seen = self.colour_noise(self.sample_images, training=True)
+                    seen = self.colour_noise(self.sample[0], training=True)
                     seen = np.clip(keras.ops.convert_to_numpy(seen), 0, 255) / 255.0
                     tf.summary.image("inputs/augmented", tile(seen, columns=8), step=step)
                 kernel = keras.ops.convert_to_numpy(self.model.get_layer("conv1").kernel)

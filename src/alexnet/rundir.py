@@ -31,6 +31,11 @@ BACKUP = "backup"
 PROFILE = "profile"
 EXPORT = "export"
 FINAL_METRICS = "final_metrics.json"
+EVAL_RECORD = "eval.json"
+EVAL_EVENTS = "eval"
+LR_FIND = "lr_find"
+LR_FIND_PLOT = "lr_find.png"
+LR_FIND_RECORD = "lr_find.json"
 
 # What each entry holds, in the order a run writes them. README's "What a run writes" table is this table
 # (a test compares the two).
@@ -50,6 +55,14 @@ CONTENTS = {
     f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps="5,10"`',
     f"{EXPORT}/": "the SavedModel",
     FINAL_METRICS: "written last: the run is complete",
+    EVAL_RECORD: ("`make eval`: centre-crop and 10-crop top-1/top-5 error, loss, images and seconds, their time "
+                  "ratio, and the per-class top-1 error, worst first"),
+    f"{EVAL_EVENTS}/": ("`make eval`: TensorBoard, the errors at the best model's step, the Table 2 layout as text, "
+                        "the confusion matrix, Figure 4 (top-5 predictions; nearest training images in fc7) and "
+                        "the fc7 projector"),
+    f"{LR_FIND}/": "`make lr-find`: TensorBoard, loss and learning rate of every step of the range test, and its plot",
+    LR_FIND_PLOT: "`make lr-find`: loss against learning rate, the suggested rate marked",
+    LR_FIND_RECORD: "`make lr-find`: the suggested rate and the whole curve",
 }
 
 

@@ -20,6 +20,7 @@ from alexnet import rundir
 from alexnet.config import Config
 from alexnet.errors import ConfigError
 from alexnet.export import export_run
+from alexnet.finetune import FreezeLayers, load_matching_weights
 from alexnet.input_pipeline import make_dataset
 from alexnet.metrics import compiled_metrics, validation_errors
 from alexnet.model import build_from_config
@@ -76,7 +77,7 @@ class TrainingData:
     steps_per_epoch: int
     train: tf.distribute.DistributedDataset
     val: tf.distribute.DistributedDataset
-    sample_images: tf.Tensor | None  # augmented training images for TensorBoard
+    sample: tuple | None  # (images, labels): 16 augmented training images for TensorBoard
 
 
 def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy) -> TrainingData:
@@ -103,15 +104,23 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy) -> 
     # Repeated, so that every epoch has steps_per_epoch batches however often fit() is resumed.
     train = strategy.distribute_datasets_from_function(lambda ctx: pipeline("train")(ctx).repeat())
     val = strategy.distribute_datasets_from_function(pipeline("val"))
-    sample = next(iter(pipeline("train")(None)))[0][:16] if config.tensorboard.images else None
+    tb = config.tensorboard
+    sample = None
+    if tb.images or tb.layer_stats_steps:
+        images, labels = next(iter(pipeline("train")(None)))
+        sample = (images[:16], labels[:16])
     return TrainingData(info, steps_per_epoch, train, val, sample)
 
 
 def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strategy) -> keras.Model:
-    """The model stage: the configured AlexNet, built and compiled inside the strategy's scope."""
+    """The model stage: the configured AlexNet, built and compiled inside the strategy's scope, started from
+    model.init_from's weights when given."""
     t = config.train
     with strategy.scope():
         model = build_from_config(config.model, num_classes, dtype_policy=t.precision, seed=t.seed)
+        if config.model.init_from:
+            kept = load_matching_weights(model, config.model.init_from)
+            print(f"weights from {config.model.init_from}; initialised afresh: {'; '.join(kept) or 'none'}")
         compile_model(model, t)
     print(f"model {model.name}: {model.count_params():,} parameters, precision {t.precision}, "
           f"jit_compile {t.jit_compile}", flush=True)
@@ -125,6 +134,7 @@ def compile_model(model: keras.Model, train_config) -> None:
         momentum=train_config.momentum,
         paper_weight_decay=train_config.weight_decay,
         decay_biases=train_config.decay_biases,
+        frozen_layers=train_config.freeze if train_config.freeze_epochs else (),
     )
     if train_config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # float16 gradients underflow without it
@@ -165,13 +175,14 @@ class KeepBest(keras.callbacks.Callback):
 def make_callbacks(config: Config, run: RunDir, data: TrainingData) -> list[keras.callbacks.Callback]:
     """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting, best model."""
     t = config.train
-    return [
+    callbacks = [
         Backup(str(run / rundir.BACKUP), save_freq=t.backup_every_steps or "epoch", double_checkpoint=True),
         LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE),
-        TrainingReporter(run.path, config, t.global_batch_size, sample_images=data.sample_images,
+        TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
                          every_steps=config.tensorboard.every_steps),
         KeepBest(run),
     ]
+    return callbacks + ([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else [])
 
 
 def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config) -> keras.callbacks.History:

@@ -1,0 +1,217 @@
+"""`make claims`: the paper's claims re-run as an ablation study, with a computed verdict for each.
+
+Every arm is the study's config (configs/claims.yaml: the scale, the data) with one of the paper's choices
+switched off, trained through `train_and_evaluate`, the same code path as `make train`, once per seed into
+logs/claims/<arm>-seed<k>/, so TensorBoard overlays every arm's curves. A finished arm is not trained
+again: an interrupted study resumes arm by arm (and an interrupted arm from its backup).
+
+The report (logs/claims/report.md and claims.json) gives, per claim, the paper's figure, the measured
+effect (mean over seeds, with the min-max of each arm) and a verdict computed from the numbers:
+"holds" (the effect goes the paper's way by more than the seed spread), "reversed" (the other way by more
+than the spread) or "within noise". Figure 1 (training error against epochs, ReLU and tanh, with the
+threshold line) is drawn beside it and into TensorBoard (logs/claims/report/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet import figures, rundir
+from alexnet.config import Config, load_config
+from alexnet.errors import ConfigError
+from alexnet.rundir import RunDir, read_json, write_json
+
+REPORT, RECORD, FIGURE_1, REPORT_EVENTS = "report.md", "claims.json", "figure1.png", "report"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim: the arm that removes the paper's choice, what is compared, and which way the paper says it goes.
+
+    metric: "val_top1_error" (final validation error), "gap" (final validation minus training error: how
+    much the arm overfits) or "steps" (optimizer steps until the training error first reaches the threshold).
+    sign: +1 when the paper predicts the arm's value to be higher than the baseline's, -1 lower.
+    """
+
+    arm: str
+    overrides: tuple[str, ...]
+    section: str
+    statement: str
+    paper: str
+    metric: str
+    sign: int
+
+
+CLAIMS = (
+    Claim("tanh", ("model.activation=tanh",), "3.1, Figure 1", "ReLU trains much faster than tanh",
+          "25% training error on CIFAR-10 six times sooner with ReLU", "steps", +1),
+    Claim("no_lrn", ("model.lrn=off",), "3.3", "local response normalisation helps",
+          "-1.4% top-1, -1.2% top-5 error", "val_top1_error", +1),
+    Claim("pool2", ("model.pool_size=2",), "3.4", "overlapping pooling (z=3, s=2) beats z=2, s=2",
+          "-0.4% top-1, -0.3% top-5; slightly harder to overfit", "val_top1_error", +1),
+    Claim("no_colour_noise", ("model.colour_noise=0",), "4.1", "PCA colour noise helps",
+          "-1% top-1 or more", "val_top1_error", +1),
+    Claim("no_augment", ("data.augment=none",), "4.1", "crops and flips prevent overfitting",
+          '"substantial overfitting" without them', "gap", +1),
+    Claim("no_dropout", ("model.dropout=0",), "4.2", "dropout prevents overfitting",
+          '"substantial overfitting" without it', "gap", +1),
+    Claim("no_dropout", ("model.dropout=0",), "4.2", "dropout slows convergence",
+          "about 2x the iterations to converge with it", "steps", -1),
+    Claim("no_conv3", ("model.remove_conv=conv3",), "7", "depth matters: removing a middle conv layer hurts",
+          "about 2% top-1 worse", "val_top1_error", +1),
+)
+BASELINE = "baseline"
+
+
+def arms(selected: list[str]) -> dict[str, tuple[str, ...]]:
+    """{arm name: overrides} of the baseline and of the claims' arms (all, or those named in selected)."""
+    table = {BASELINE: ()} | {claim.arm: claim.overrides for claim in CLAIMS}
+    unknown = sorted(set(selected) - set(table))
+    if unknown:
+        raise ConfigError(f"claims.arms: unknown arms {unknown}; the arms are {', '.join(table)}")
+    return {name: overrides for name, overrides in table.items() if not selected or name in selected}
+
+
+def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> dict:
+    """Trains every arm x seed that has not finished, then writes the report; returns claims.json's content."""
+    from alexnet.train import train_and_evaluate
+
+    study = Path(logs_dir) / "claims"
+    config = load_config(config_path, overrides)
+    plan = [(arm, seed) for arm in arms(config.claims.arms) for seed in range(config.claims.seeds)]
+    start = time.perf_counter()
+    for done, (arm, seed) in enumerate(plan):
+        run = RunDir(study / f"{arm}-seed{seed}")
+        if run.finished:
+            print(f"claims: {run.name} finished earlier, kept ({done + 1}/{len(plan)})", flush=True)
+            continue
+        print(f"claims: training {run.name} ({done + 1}/{len(plan)}, {time.perf_counter() - start:.0f} s so far)",
+              flush=True)
+        keras.backend.clear_session()
+        arm_overrides = [*overrides, *arms(config.claims.arms)[arm], f"train.seed={config.train.seed + seed}"]
+        train_and_evaluate(load_config(config_path, arm_overrides), run.path)
+    report = write_report(study, config, config_path, overrides)
+    print(f"claims: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); "
+          f"report {study / REPORT}", flush=True)
+    return report
+
+
+def run_summary(run_dir: Path, threshold: float) -> dict:
+    """The figures of one finished run: final errors, train-val gap, steps to the training-error threshold,
+    and the training error per epoch."""
+    events = epoch_series(run_dir)
+    final = read_json(RunDir(run_dir).require(rundir.FINAL_METRICS, "the study has not finished it: run make claims"))
+    reached = [step for step, error in events["train"] if error <= threshold]
+    (last_step, last_train), last_val = events["train"][-1], events["val"][-1][1]
+    steps_per_epoch = events["train"][0][0]
+    # A run that never reaches the threshold counts as one epoch longer than it ran: a lower bound.
+    return {"val_top1_error": last_val, "train_top1_error": last_train, "gap": last_val - last_train,
+            "best_val_top1_error": final["val_top1_error"], "threshold_reached": bool(reached),
+            "steps": reached[0] if reached else last_step + steps_per_epoch,
+            "train_error_by_epoch": [error for _, error in events["train"]]}
+
+
+def epoch_series(run_dir: Path) -> dict:
+    """{"train": [(step, top-1 error)], "val": [...]} per epoch, from the run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series = {}
+    for role, directory in (("train", rundir.TRAIN_EVENTS), ("val", rundir.VALIDATION_EVENTS)):
+        accumulator = EventAccumulator(str(run_dir / directory), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        events = accumulator.Tensors("epoch_top1_error")
+        series[role] = sorted((e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events)
+    return series
+
+
+def verdict(effect: float, spread: float) -> str:
+    """"holds" when effect (signed so that positive is the paper's way) exceeds the seed spread, "reversed"
+    when it is below minus the spread, "within noise" otherwise."""
+    if abs(effect) <= spread:
+        return "within noise"
+    return "holds" if effect > 0 else "reversed"
+
+
+def compare(claim: Claim, base: list[dict], arm: list[dict]) -> dict:
+    """The claim's measured effect: arm and baseline values per seed, mean difference, spread, verdict."""
+    base_values = [run[claim.metric] for run in base]
+    arm_values = [run[claim.metric] for run in arm]
+    difference = float(np.mean(arm_values) - np.mean(base_values))
+    spread = float(max(np.ptp(base_values), np.ptp(arm_values)))
+    result = {"arm": claim.arm, "section": claim.section, "claim": claim.statement, "paper": claim.paper,
+              "metric": claim.metric, "baseline": base_values, "arm_values": arm_values,
+              "difference": difference, "seed_spread": spread, "verdict": verdict(claim.sign * difference, spread)}
+    if claim.metric == "steps":
+        result["threshold_reached"] = {"baseline": [run.get("threshold_reached", True) for run in base],
+                                       "arm": [run.get("threshold_reached", True) for run in arm]}
+    return result
+
+
+def write_report(study: Path, config: Config, config_path: str, overrides: list[str]) -> dict:
+    """claims.json, report.md, Figure 1 (PNG and TensorBoard) from the finished runs under study."""
+    threshold = config.claims.train_error_threshold
+    names = arms(config.claims.arms)
+    runs = {arm: [run_summary(study / f"{arm}-seed{seed}", threshold) for seed in range(config.claims.seeds)]
+            for arm in names}
+    results = [compare(c, runs[BASELINE], runs[c.arm]) for c in CLAIMS if c.arm in runs and BASELINE in runs]
+    record = {"config": config_path, "overrides": overrides, "seeds": config.claims.seeds,
+              "train_error_threshold": threshold, "claims": results,
+              "runs": {arm: [{k: v for k, v in r.items() if k != "train_error_by_epoch"} for r in rs]
+                       for arm, rs in runs.items()}}
+    write_json(study / RECORD, record)
+    png = None
+    if "tanh" in runs and BASELINE in runs:
+        png = figures.figure1({"ReLU (baseline)": [r["train_error_by_epoch"] for r in runs[BASELINE]],
+                               "tanh": [r["train_error_by_epoch"] for r in runs["tanh"]]}, threshold)
+        (study / FIGURE_1).write_bytes(png)
+    (study / REPORT).write_text(report_markdown(record, config_path, overrides, png is not None))
+    writer = tf.summary.create_file_writer(str(study / REPORT_EVENTS))
+    with writer.as_default(step=0):
+        tf.summary.text("claims/report", (study / REPORT).read_text())
+        if png:
+            figures.tensorboard_image("claims/figure1_relu_vs_tanh", png)
+    writer.close()
+    return record
+
+
+def _fmt(metric: str, values: list[float], reached: list[bool] = ()) -> str:
+    """mean (min-max) of a metric's values, errors as percentages; steps per seed, '>' when never reached."""
+    if metric == "steps":
+        return ", ".join(f"{'' if ok else '>'}{v:.0f}" for v, ok in zip(values, reached, strict=True))
+    return f"{np.mean(values):.1%} ({min(values):.1%}-{max(values):.1%})"
+
+
+def report_markdown(record: dict, config_path: str, overrides: list[str], has_figure: bool) -> str:
+    """The report's Markdown: the command, the verdict table, the runs, Figure 1."""
+    command = f"make claims CONFIG={config_path}" + (f' ARGS="{" ".join(overrides)}"' if overrides else "")
+    lines = [
+        "# The paper's claims, re-run", "",
+        f"Command: `{command}`; {record['seeds']} seeds per arm; verdicts computed by alexnet/claims.py: "
+        "*holds* when the effect goes the paper's way by more than the seed spread (the larger min-max range "
+        "of the two arms), *reversed* when it goes the other way by more, *within noise* otherwise.", "",
+        "| claim (section) | the paper | metric | baseline | without it | difference | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in record["claims"]:
+        reached = r.get("threshold_reached", {})
+        difference = f"{r['difference']:+.1%}" if r["metric"] != "steps" else f"{r['difference']:+.0f} steps"
+        lines.append(f"| {r['claim']} ({r['section']}) | {r['paper']} | {METRIC_NAMES[r['metric']]} "
+                     f"| {_fmt(r['metric'], r['baseline'], reached.get('baseline', ()))} "
+                     f"| {_fmt(r['metric'], r['arm_values'], reached.get('arm', ()))} "
+                     f"| {difference} | **{r['verdict']}** |")
+    lines += ["", f"Training-error threshold for the speed claims: {record['train_error_threshold']:.0%} "
+              "(the paper's Figure 1 used 25% on CIFAR-10); steps are counted per seed, and a run that never "
+              "reached it counts as one epoch longer than it ran (shown as >N, a lower bound).", ""]
+    if has_figure:
+        lines += [f"![Figure 1: training error against epochs, ReLU and tanh]({FIGURE_1})", ""]
+    return "\n".join(lines)
+
+
+METRIC_NAMES = {"val_top1_error": "final val top-1 error", "gap": "val - train top-1 error (overfitting)",
+                "steps": "steps to the training-error threshold"}

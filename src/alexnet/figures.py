@@ -1,0 +1,129 @@
+"""The pictures the project draws, as PNG bytes (matplotlib, no screen needed): the learning-rate range test,
+the paper's Figure 1 (training error, ReLU vs tanh), Figure 4 (top-5 predictions; nearest training images
+in fc7) and a confusion matrix.
+
+TensorBoard shows them through `tensorboard_image`; every function returns the PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+import tensorflow as tf
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def to_png(figure) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def tensorboard_image(tag: str, png: bytes, step: int = 0) -> None:
+    """Writes png as an image summary to the default summary writer."""
+    tf.summary.image(tag, tf.io.decode_png(png, channels=3)[None], step=step)
+
+
+def lr_find_plot(rates, losses, smoothed, suggested: float, y_limit: float, title: str) -> bytes:
+    """Loss against learning rate (log axis) with the smoothed curve and the suggested rate marked."""
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+    axes.plot(rates, losses, color="0.75", linewidth=1, label="loss of each step")
+    axes.plot(rates, smoothed, color="C0", linewidth=2, label="smoothed")
+    axes.axvline(suggested, color="C2", linestyle="--", label=f"suggested {suggested:.2g}")
+    axes.set_xscale("log")
+    axes.set_ylim(min(smoothed) * 0.9, y_limit)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    axes.set_title(title)
+    axes.legend()
+    return to_png(figure)
+
+
+def top5_predictions(images: np.ndarray, true_names: list[str], top5: list[list[tuple[str, float]]]) -> bytes:
+    """The paper's Figure 4, left: each image with its true label and a bar chart of its 5 most probable classes.
+
+    top5[i] is [(class name, probability)] of image i, most probable first; the true class's bar is red.
+    """
+    count = len(images)
+    figure, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.6), dpi=100,
+                                gridspec_kw={"height_ratios": [1, 0.8]})
+    axes = np.asarray(axes).reshape(2, count)
+    for i in range(count):
+        axes[0, i].imshow(images[i])
+        axes[0, i].set_title(true_names[i], fontsize=9)
+        axes[0, i].axis("off")
+        names, probabilities = zip(*top5[i], strict=True)
+        colours = ["C3" if n == true_names[i] else "C0" for n in names]
+        axes[1, i].barh(range(len(names))[::-1], probabilities, color=colours)
+        axes[1, i].set_yticks(range(len(names))[::-1], [n[:14] for n in names], fontsize=7)
+        axes[1, i].set_xlim(0, 1)
+        axes[1, i].tick_params(axis="x", labelsize=7)
+    figure.tight_layout()
+    return to_png(figure)
+
+
+def nearest_neighbours_grid(queries: np.ndarray, query_names: list[str], neighbours: np.ndarray,
+                            neighbour_names: list[list[str]]) -> bytes:
+    """The paper's Figure 4, right: each query image (first column) followed by its nearest training images.
+
+    queries: (Q, H, W, 3); neighbours: (Q, K, H, W, 3), nearest first.
+    """
+    rows, columns = neighbours.shape[0], neighbours.shape[1] + 1
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), dpi=100)
+    axes = np.asarray(axes).reshape(rows, columns)
+    for r in range(rows):
+        axes[r, 0].imshow(queries[r])
+        axes[r, 0].set_title(f"{query_names[r][:14]} (query)", fontsize=8, color="C3")
+        for k in range(columns - 1):
+            axes[r, k + 1].imshow(neighbours[r, k])
+            axes[r, k + 1].set_title(neighbour_names[r][k][:14], fontsize=8)
+        for a in axes[r]:
+            a.axis("off")
+    figure.tight_layout()
+    return to_png(figure)
+
+
+def confusion_matrix(matrix: np.ndarray, names: list[str], title: str) -> bytes:
+    """A confusion matrix (rows: true class, columns: predicted), each row as a fraction of its images."""
+    fractions = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = min(24, 3 + 0.25 * len(names))
+    figure, axes = plt.subplots(figsize=(size, size * 0.9), dpi=100)
+    shown = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(names))
+    label_size = 8 if len(names) <= 30 else 5
+    axes.set_xticks(ticks, names, rotation=90, fontsize=label_size)
+    axes.set_yticks(ticks, names, fontsize=label_size)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    if len(names) <= 20:
+        for (r, c), value in np.ndenumerate(matrix):
+            if value:
+                axes.text(c, r, str(value), ha="center", va="center", fontsize=7,
+                          color="white" if fractions[r, c] > 0.5 else "black")
+    figure.colorbar(shown, fraction=0.046, pad=0.04)
+    return to_png(figure)
+
+
+def figure1(curves: dict[str, list[list[float]]], threshold: float) -> bytes:
+    """The paper's Figure 1 re-drawn: training error against epochs for each network (one line per seed),
+    with the threshold the speed is measured at."""
+    figure, axes = plt.subplots(figsize=(6.5, 4.5), dpi=100)
+    styles = {0: "-", 1: "--"}
+    for colour, (name, seeds) in enumerate(curves.items()):
+        for seed, errors in enumerate(seeds):
+            axes.plot(range(1, len(errors) + 1), errors, styles.get(seed % 2), color=f"C{colour}",
+                      label=name if seed == 0 else None)
+    axes.axhline(threshold, color="0.4", linestyle=":", label=f"threshold {threshold:.0%}")
+    axes.set_xlabel("epochs")
+    axes.set_ylabel("training error rate (top-1)")
+    axes.set_ylim(0, 1)
+    axes.set_title("training error, ReLU vs tanh (the paper's Figure 1)")
+    axes.legend()
+    return to_png(figure)

@@ -1,0 +1,50 @@
+"""Per-layer activation and gradient statistics in TensorBoard: what a flat start looks like from inside.
+
+Every `tensorboard.layer_stats_steps` steps the training reporter sends a fixed probe batch of training
+images through the model (inference mode, so dropout and colour noise do not blur the figures) and
+writes, for every weighted layer (conv1..conv5, fc6..fc8), these scalars under `layers/<name>/`:
+
+- activation_rms: the root mean square of the layer's output (after its ReLU);
+- image_spread: how much the images differ at this layer, the standard deviation across the probe images
+  of each output unit, averaged over the units, divided by activation_rms. Near 0, every image looks the
+  same to the layers above and the classifier has nothing to separate: the loss stays at ln(classes);
+- dead_fraction: the fraction of output units that are zero for every probe image;
+- gradient_norm and weight_norm: of the layer's kernel, for the probe batch's mean loss; their ratio
+  times the learning rate is the relative size of a step.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+
+
+class LayerProbe:
+    """Computes the statistics of the module doc for model's weighted layers on one batch."""
+
+    def __init__(self, model: keras.Model):
+        present = {layer.name for layer in model.layers}
+        self.names = [n for n in WEIGHTED_LAYERS if n in present]
+        outputs = [model.get_layer(n).output for n in self.names]
+        self.model = keras.Model(model.inputs, [*outputs, model.output])  # shares model's layers and weights
+        self.kernels = [model.get_layer(n).kernel for n in self.names]
+
+    def __call__(self, images, labels) -> dict:
+        """{"layers/<name>/<statistic>": value} for images and their labels."""
+        with tf.GradientTape() as tape:
+            *activations, probabilities = self.model(images, training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+        gradients = tape.gradient(loss, [k.value for k in self.kernels])
+        stats = {}
+        for name, activation, kernel, gradient in zip(self.names, activations, self.kernels, gradients, strict=True):
+            a = np.asarray(activation, np.float64).reshape(len(activation), -1)  # (images, units)
+            rms = float(np.sqrt(np.mean(a**2)))
+            stats[f"layers/{name}/activation_rms"] = rms
+            stats[f"layers/{name}/image_spread"] = float(a.std(axis=0).mean() / max(rms, 1e-12))
+            stats[f"layers/{name}/dead_fraction"] = float(np.mean(np.all(a <= 0, axis=0)))
+            stats[f"layers/{name}/gradient_norm"] = float(tf.norm(tf.cast(gradient, tf.float32)))
+            stats[f"layers/{name}/weight_norm"] = float(tf.norm(tf.cast(kernel.value, tf.float32)))
+        return stats

@@ -1,0 +1,98 @@
+"""`make lr-find`: a learning-rate range test (Smith 2017, "Cyclical Learning Rates", section 3.3).
+
+The configured model trains on the configured data for lr_find.steps steps while the learning rate grows
+exponentially from lr_find.min_lr to lr_find.max_lr; the loss of every step, smoothed, is plotted against
+the rate. The loss falls where the rate is useful and shoots up where it is too large; the suggested rate
+is a tenth of the rate at the lowest smoothed loss, a common, conservative reading of the curve. The sweep
+stops early once the smoothed loss exceeds 4x its minimum. Nothing of the model is kept: it is a probe.
+
+Writes logs/RUN/lr_find/ (TensorBoard: loss and learning rate per step, and the plot as an image),
+logs/RUN/lr_find.png and logs/RUN/lr_find.json, and prints the suggestion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet import rundir
+from alexnet.config import Config
+from alexnet.figures import lr_find_plot, tensorboard_image
+from alexnet.rundir import RunDir, write_json
+
+DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+
+
+class RangeTest(keras.callbacks.Callback):
+    """Sets an exponentially growing rate before every step and records every step's own loss."""
+
+    def __init__(self, min_lr: float, max_lr: float, steps: int, smoothing: float):
+        super().__init__()
+        self.rates = np.geomspace(min_lr, max_lr, steps)
+        self.smoothing = smoothing
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self.previous_mean = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = float(self.rates[batch])
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras logs the running mean of the epoch; the step's own loss is what that mean added.
+        mean = float(logs["loss"])
+        loss = (batch + 1) * mean - batch * self.previous_mean if batch else mean
+        self.previous_mean = mean
+        self.losses.append(loss)
+        average = self.smoothing * (self.smoothed[-1] if self.smoothed else loss) + (1 - self.smoothing) * loss
+        self.smoothed.append(average)
+        if not math.isfinite(loss) or average > DIVERGED * min(self.smoothed):
+            self.model.stop_training = True
+
+
+def suggest(rates, smoothed) -> dict:
+    """The suggested rate (a tenth of the rate at the lowest smoothed loss) and that rate."""
+    best = int(np.nanargmin(smoothed))
+    return {"suggested_learning_rate": float(rates[best] / 10), "lowest_loss_learning_rate": float(rates[best]),
+            "lowest_smoothed_loss": float(smoothed[best])}
+
+
+def find_learning_rate(config: Config, run_dir) -> dict:
+    """Runs the range test of the module doc for config into run_dir; returns the suggestion and the curve."""
+    from alexnet.train import build_model, load_data, make_strategy
+
+    run = RunDir(run_dir)
+    lf = config.lr_find
+    strategy = make_strategy(config.train)
+    run.path.mkdir(parents=True, exist_ok=True)
+    data = load_data(config, run, strategy)
+    model = build_model(config, len(data.info.class_names), strategy)
+    test = RangeTest(lf.min_lr, lf.max_lr, lf.steps, lf.smoothing)
+    print(f"learning-rate range test: {lf.steps} steps from {lf.min_lr:g} to {lf.max_lr:g}", flush=True)
+    model.fit(data.train, epochs=1, steps_per_epoch=lf.steps, callbacks=[test], verbose=0, shuffle=False)
+    steps = len(test.losses)
+    rates = test.rates[:steps]
+    suggestion = suggest(rates, test.smoothed)
+    y_limit = min(max(test.smoothed), DIVERGED * min(test.smoothed)) * 1.1
+    png = lr_find_plot(rates, test.losses, test.smoothed, suggestion["suggested_learning_rate"], y_limit,
+                       f"{run.name}: learning-rate range test")
+    (run / rundir.LR_FIND_PLOT).write_bytes(png)
+    writer = tf.summary.create_file_writer(str(run / rundir.LR_FIND))
+    with writer.as_default():
+        for step, (rate, loss, smooth) in enumerate(zip(rates, test.losses, test.smoothed, strict=True)):
+            tf.summary.scalar("learning_rate", rate, step=step)
+            tf.summary.scalar("loss", loss, step=step)
+            tf.summary.scalar("smoothed_loss", smooth, step=step)
+        tensorboard_image("loss_vs_learning_rate", png)
+    writer.close()
+    result = {**suggestion, "steps": steps, "batch_size": config.train.global_batch_size,
+              "learning_rates": rates.tolist(), "losses": test.losses, "smoothed_losses": test.smoothed}
+    write_json(run / rundir.LR_FIND_RECORD, result)
+    print(f"lowest smoothed loss {suggestion['lowest_smoothed_loss']:.3f} at learning rate "
+          f"{suggestion['lowest_loss_learning_rate']:.3g} ({steps} steps)\n"
+          f"suggested learning rate: {suggestion['suggested_learning_rate']:.3g} "
+          f"(ARGS=\"train.learning_rate={suggestion['suggested_learning_rate']:.2g}\")\n"
+          f"plot: {run / rundir.LR_FIND_PLOT}; TensorBoard: {run / rundir.LR_FIND}", flush=True)
+    return result

@@ -1,0 +1,127 @@
+"""`make eval`: the ten crops, error arithmetic, nearest neighbours, and what a tiny run's evaluation writes."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins import projector as tb_projector
+
+from alexnet import evaluate, projector, rundir
+from alexnet.preprocess import ten_crop_offsets, ten_crops
+from conftest import all_tags, cli, scalars
+
+
+def position_png(side=256):
+    """A lossless image whose pixel (y, x) is (x, y, 0): a crop's offset and mirroring read off its corners."""
+    y, x = np.mgrid[:side, :side]
+    return tf.io.encode_png(np.stack([x, y, np.zeros_like(x)], -1).astype(np.uint8)).numpy()
+
+
+def test_ten_crops_are_the_corners_and_centre_of_the_256_square_then_their_mirrors():
+    assert ten_crop_offsets(256, 227) == [(0, 0), (0, 29), (29, 0), (29, 29), (14, 14)]
+    for crops in (ten_crops(position_png(), 256, 227),
+                  next(iter(tf.data.Dataset.from_tensors(position_png()).map(lambda e: ten_crops(e, 256, 227))))):
+        crops = crops.numpy().astype(int)
+        assert crops.shape == (10, 227, 227, 3)
+        for i, (y, x) in enumerate(ten_crop_offsets(256, 227)):
+            plain, mirrored = crops[i], crops[i + 5]
+            assert (plain[0, 0, 1], plain[0, 0, 0], plain[0, -1, 0]) == (y, x, x + 226)
+            np.testing.assert_array_equal(mirrored, plain[:, ::-1])
+
+
+def test_the_prediction_is_the_mean_of_the_ten_softmaxes():
+    rng = np.random.default_rng(0)
+    per_crop = rng.dirichlet(np.ones(4), size=(3, 10)).astype(np.float32)  # 3 images x 10 crops x 4 classes
+    averaged = evaluate.average_over_crops(tf.constant(per_crop.reshape(30, 4)), crops_per_image=10).numpy()
+    np.testing.assert_allclose(averaged, per_crop.mean(axis=1), rtol=1e-6)
+
+
+def test_errors_per_class_errors_and_confusion_on_a_hand_made_example():
+    probabilities = np.array([
+        [0.5, 0.2, 0.1, 0.1, 0.05, 0.05],  # true 0: first -> right
+        [0.1, 0.2, 0.3, 0.05, 0.15, 0.2],  # true 1: 3rd (0.2 ties with class 5; ties count for it)
+        [0.05, 0.1, 0.15, 0.2, 0.25, 0.25],  # true 0: last -> wrong in top-5
+        [0.1, 0.1, 0.1, 0.1, 0.1, 0.5],  # true 5: right
+    ])
+    labels = np.array([0, 1, 0, 5])
+    result = evaluate.errors_of(probabilities, labels)
+    assert result == {"top1_error": 0.5, "top5_error": 0.25, "images": 4,
+                      "loss": pytest.approx(-np.mean(np.log([0.5, 0.2, 0.05, 0.5])))}
+    names = ["a", "b", "c", "d", "e", "f"]
+    assert evaluate.per_class_errors(probabilities, labels, names) == [
+        {"class": "b", "top1_error": 1.0, "images": 1}, {"class": "a", "top1_error": 0.5, "images": 2},
+        {"class": "f", "top1_error": 0.0, "images": 1}]
+    matrix = evaluate.confusion(labels, probabilities.argmax(axis=1), 6)
+    assert matrix[0, 0] == 1 and matrix[0, 4] == 1 and matrix[1, 2] == 1 and matrix[5, 5] == 1 and matrix.sum() == 4
+    assert list(evaluate.most_confused(matrix, 3)) == [0, 1, 2]
+
+
+def test_nearest_neighbours_on_a_hand_made_embedding():
+    keys = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 3.0], [1.0, 1.0], [-4.0, 0.0]])
+    queries = np.array([[0.2, 0.1], [9.0, 1.0]])
+    # (9, 1): (10, 0) at 1.4, (1, 1) at 8, (0, 0) at 9.06, (0, 3) at 9.2, (-4, 0) at 13.04
+    assert evaluate.nearest_neighbours(queries, keys, 3).tolist() == [[0, 3, 2], [1, 3, 0]]
+
+
+def test_table2_names_the_data_and_says_when_rows_are_not_comparable():
+    result = {name: {"top1_error": 0.25, "top5_error": 0.05, "images": 370} for name in ("centre", "ten_crop")}
+    table = evaluate.table2(result, "folder data/demo")
+    lines = table.splitlines()
+    assert any("paper, 1 CNN" in line and "40.7%" in line and "18.2%" in line for line in lines)
+    assert any("torchvision" in line and "43.5%" in line and "20.9%" in line for line in lines)
+    assert any("this run, centre crop" in line and "25.0%" in line and "5.0%" in line for line in lines)
+    assert "this run, 10 crops (folder data/demo)" in table and "not comparable" in table
+    assert "not comparable" not in evaluate.table2(result, "imagenet2012")
+
+
+def events(directory):
+    """{tag: [summary values]} of the event files directly in directory."""
+    found = {}
+    for path in directory.glob(rundir.EVENT_FILES):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append(value)
+    return found
+
+
+def test_eval_of_a_tiny_run_writes_json_tensorboard_figures_and_projector(tiny_run, small_data):
+    code, out, err = cli(["eval", "--logs", str(tiny_run.parent), "--run", tiny_run.name, "eval.train_sample=40",
+                          "eval.projector_images=20"])
+    assert code == 0, out + err
+    assert "this run, 10 crops" in out and "not comparable" in out and "10-crop pass / centre pass" in out
+    result = json.loads((tiny_run / rundir.EVAL_RECORD).read_text())
+    best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
+    assert result["centre"]["top1_error"] == pytest.approx(best["val_top1_error"])  # the training's own figure
+    for name in ("centre", "ten_crop"):
+        assert result[name]["images"] == 30 and result[name]["seconds"] > 0
+        assert 0 <= result[name]["top5_error"] <= result[name]["top1_error"] <= 1
+    assert result["ten_crop_over_centre_seconds"] == pytest.approx(
+        result["ten_crop"]["seconds"] / result["centre"]["seconds"])
+    per_class = result["per_class_top1_error"]
+    assert sum(row["images"] for row in per_class) == 30 and len(per_class) == 10
+    assert [row["top1_error"] for row in per_class] == sorted((row["top1_error"] for row in per_class), reverse=True)
+
+    directory = tiny_run / rundir.EVAL_EVENTS
+    tags = events(directory)
+    series = scalars(directory)
+    assert series["eval/centre/top1_error"][0][1] == pytest.approx(result["centre"]["top1_error"])
+    assert series["eval/ten_crop/top5_error"][0][1] == pytest.approx(result["ten_crop"]["top5_error"])
+    assert series["eval/centre/top1_error"][0][0] == 2  # at the best model's step (2 steps of training)
+    table = tf.make_ndarray(tags["eval/table2"][0].tensor).item().decode()
+    assert "this run, centre crop" in table
+    for tag in ("eval/confusion_matrix", "eval/figure4_top5", "eval/figure4_nearest_fc7"):
+        width, height, png = tf.make_ndarray(tags[tag][0].tensor)[:3]
+        assert int(width) > 200 and int(height) > 100 and png[:4] == b"\x89PNG", tag
+    assert "eval/figure4_top5" in all_tags(directory)
+
+    config = text_format.Parse((directory / projector.CONFIG).read_text(), tb_projector.ProjectorConfig())
+    embedding = config.embeddings[0]
+    vectors = tf.train.load_variable(str(directory / projector.CHECKPOINT), embedding.tensor_name)
+    assert vectors.shape == (20, 256)  # the tiny model's fc7 is 4096 / 16 wide
+    metadata = (directory / embedding.metadata_path).read_text().splitlines()
+    assert metadata[0] == "class\tpredicted" and len(metadata) == 21
+    sprite = tf.io.decode_png(tf.io.read_file(str(directory / embedding.sprite.image_path)))
+    assert sprite.shape == (5 * 64, 5 * 64, 3) and list(embedding.sprite.single_image_dim) == [64, 64]

@@ -1,0 +1,68 @@
+"""Fine-tuning: a run started from a trained run's weights starts lower; mismatched layers are named; freezing."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet import rundir
+from alexnet.errors import ConfigError
+from alexnet.finetune import FreezeLayers
+from alexnet.train import build_model, train_and_evaluate
+from conftest import scalars, tiny_config
+
+QUIET = ["tensorboard.images=false", "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0"]
+
+
+@pytest.fixture(scope="module")
+def trained_source(small_data, tmp_path_factory):
+    """A tiny run trained for 8 epochs of 15 steps on small_data: it has learnt something."""
+    run_dir = tmp_path_factory.mktemp("source") / "source"
+    train_and_evaluate(tiny_config(small_data, "train.epochs=8", "train.steps_per_epoch=15", *QUIET), run_dir)
+    return run_dir / rundir.BEST_MODEL
+
+
+def first_step_loss(run_dir) -> float:
+    return scalars(run_dir / rundir.TRAIN_EVENTS)["loss"][0][1]
+
+
+def test_a_run_from_trained_weights_starts_with_a_lower_loss(trained_source, small_data, tmp_path, capsys):
+    fresh, tuned = tmp_path / "fresh", tmp_path / "tuned"
+    train_and_evaluate(tiny_config(small_data, *QUIET), fresh)
+    train_and_evaluate(tiny_config(small_data, *QUIET, f"model.init_from={trained_source}"), tuned)
+    assert f"weights from {trained_source}; initialised afresh: none" in capsys.readouterr().out
+    assert first_step_loss(tuned) < 0.8 * first_step_loss(fresh), (first_step_loss(tuned), first_step_loss(fresh))
+
+
+def test_layers_whose_shapes_differ_keep_their_initialisation_and_are_named(trained_source, small_data, capsys):
+    config = tiny_config(small_data, f"model.init_from={trained_source}", "model.num_classes=3")
+    model = build_model(config, 3, tf.distribute.get_strategy())
+    out = capsys.readouterr().out
+    assert "initialised afresh: fc8 ([(256, 10), (10,)] there, [(256, 3), (3,)] here)" in out
+    source = keras.saving.load_model(trained_source, safe_mode=True, compile=False)
+    np.testing.assert_array_equal(model.get_layer("fc7").kernel.numpy(), source.get_layer("fc7").kernel.numpy())
+
+
+def test_frozen_layers_keep_their_weights_for_their_epochs_then_train(small_data):
+    config = tiny_config(small_data, "train.freeze=[conv1, conv5]", "train.freeze_epochs=1", "model.dropout=0",
+                         "train.learning_rate=0.01")
+    model = build_model(config, 10, tf.distribute.get_strategy())
+    kernels = []
+    watch = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: kernels.append(
+        {n: model.get_layer(n).kernel.numpy().copy() for n in ("conv1", "conv4", "conv5")}))
+    start = {n: model.get_layer(n).kernel.numpy().copy() for n in ("conv1", "conv4", "conv5")}
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (8, 67, 67, 3), dtype=np.uint8), rng.integers(0, 10, 8)
+    model.fit(images, labels, epochs=2, verbose=0, callbacks=[FreezeLayers(["conv1", "conv5"], 1), watch])
+    for name in ("conv1", "conv5"):
+        np.testing.assert_array_equal(kernels[0][name], start[name], err_msg=f"{name} moved while frozen")
+        assert not np.array_equal(kernels[1][name], start[name]), f"{name} did not train after its frozen epoch"
+    assert not np.array_equal(kernels[0]["conv4"], start["conv4"])  # never frozen
+
+
+def test_freeze_needs_its_epochs_and_real_layer_names(small_data, tmp_path):
+    with pytest.raises(ConfigError, match="train.freeze .* and train.freeze_epochs .* go together"):
+        tiny_config(small_data, "train.freeze=[conv1]")
+    with pytest.raises(ConfigError, match=r"train.freeze: no layers named \['conv9'\]"):
+        train_and_evaluate(tiny_config(small_data, *QUIET, "train.freeze=[conv9]", "train.freeze_epochs=1"),
+                           tmp_path / "run")

@@ -1,0 +1,49 @@
+"""`make lr-find`: the range test's rates, per-step losses, suggestion, plot and TensorBoard series."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet import rundir
+from alexnet.lr_find import RangeTest, find_learning_rate, suggest
+from conftest import all_tags, scalars, tiny_config
+
+
+def test_each_steps_loss_is_recovered_from_kerass_running_mean():
+    test = RangeTest(1e-3, 1.0, steps=4, smoothing=0.5)
+    test.set_model(type("M", (), {"stop_training": False})())
+    losses = [2.0, 1.0, 4.0, 3.0]
+    for batch in range(len(losses)):
+        test.on_train_batch_end(batch, {"loss": np.mean(losses[: batch + 1])})
+    np.testing.assert_allclose(test.losses, losses)
+    np.testing.assert_allclose(test.smoothed, [2.0, 1.5, 2.75, 2.875])
+    np.testing.assert_allclose(test.rates, [1e-3, 1e-2, 1e-1, 1.0])
+
+
+def test_the_suggestion_is_a_tenth_of_the_rate_at_the_lowest_smoothed_loss():
+    rates = np.geomspace(1e-4, 1, 5)
+    assert suggest(rates, [2.3, 2.2, 1.4, 1.9, 9.0]) == {
+        "suggested_learning_rate": pytest.approx(1e-3), "lowest_loss_learning_rate": pytest.approx(1e-2),
+        "lowest_smoothed_loss": 1.4}
+
+
+def test_range_test_writes_the_curve_the_plot_and_tensorboard(small_data, tmp_path):
+    config = tiny_config(small_data, "lr_find.steps=12", "lr_find.min_lr=1e-4", "lr_find.max_lr=10",
+                         "tensorboard.images=false")
+    result = find_learning_rate(config, tmp_path / "probe")
+    record = json.loads((tmp_path / "probe" / rundir.LR_FIND_RECORD).read_text())
+    assert record["suggested_learning_rate"] == result["suggested_learning_rate"]
+    steps = record["steps"]
+    assert 5 <= steps <= 12 and len(record["losses"]) == len(record["learning_rates"]) == steps
+    np.testing.assert_allclose(record["learning_rates"], np.geomspace(1e-4, 10, 12)[:steps])
+    lowest = int(np.argmin(record["smoothed_losses"]))
+    assert record["suggested_learning_rate"] == pytest.approx(record["learning_rates"][lowest] / 10)
+    png = (tmp_path / "probe" / rundir.LR_FIND_PLOT).read_bytes()
+    assert tf.io.decode_png(png).shape[-1] in (3, 4)
+    series = scalars(tmp_path / "probe" / rundir.LR_FIND)
+    assert [step for step, _ in series["loss"]] == list(range(steps))
+    np.testing.assert_allclose([v for _, v in series["learning_rate"]], record["learning_rates"], rtol=1e-6)
+    assert "loss_vs_learning_rate" in all_tags(tmp_path / "probe" / rundir.LR_FIND)
+    assert not (tmp_path / "probe" / rundir.BEST_MODEL).exists()  # a probe: no model kept
