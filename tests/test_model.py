@@ -155,6 +155,7 @@ def test_he_normal_starts_biases_at_zero():
     LocalResponseNormalization(depth_radius=3, bias=1.5, alpha=2e-4, beta=0.5, name="lrn"),
     PCAColourNoise(0.2, eigval=(3.0, 2.0, 1.0), eigvec=np.eye(3)[::-1].tolist(), seed=9, name="noise"),
     Standardize(mean=(1.0, 2.0, 3.0), scale=0.5, name="standardize"),
+    Standardize(scale=0.25, per_image=True, name="centre_each_image"),
 ])
 def test_custom_layers_round_trip_through_their_config(layer):
     images = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
@@ -230,3 +231,20 @@ def test_removing_conv4_feeds_conv3s_maps_to_conv5():
     assert model.count_params() == 62_378_344 - CONV4
     with pytest.raises(ConfigError, match="model.remove_conv must be"):
         build_alexnet("paper", remove_conv="conv2")
+
+
+def test_zero_fc8_starts_with_uniform_predictions_and_leaves_the_rest_alone():
+    images = np.random.default_rng(0).integers(0, 256, (2, 67, 67, 3), dtype=np.uint8)
+    zero = build_alexnet("paper", num_classes=5, image_size=67, width=1 / 16, init="he_normal", seed=1, zero_fc8=True)
+    plain = build_alexnet("paper", num_classes=5, image_size=67, width=1 / 16, init="he_normal", seed=1)
+    np.testing.assert_array_equal(np.asarray(zero.get_layer("fc8").kernel), 0.0)
+    np.testing.assert_allclose(np.asarray(zero(images)), 0.2, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(zero.get_layer("fc7").kernel), np.asarray(plain.get_layer("fc7").kernel))
+
+
+def test_per_image_centring_removes_each_images_own_mean_colour():
+    images = np.random.default_rng(0).integers(0, 256, (3, 6, 5, 3), dtype=np.uint8)
+    out = np.asarray(Standardize(scale=0.5, per_image=True)(images))
+    expected = (images - images.mean(axis=(1, 2), keepdims=True)) * 0.5
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-4)

@@ -1,6 +1,7 @@
 """Learning-rate schedules: the paper's divide-by-10 on a plateau (at most max_lr_drops times), step, warm-up,
 and the state a resumed run picks up."""
 
+import math
 from types import SimpleNamespace
 
 import keras
@@ -61,3 +62,17 @@ def test_resumed_controller_continues_with_the_saved_state(tmp_path):
     epoch_rates(controller(tmp_path, schedule="paper", patience=1), [0.5, 0.5, 0.5])  # drops after epochs 1, 2
     resumed = controller(tmp_path, schedule="paper", patience=1)
     assert epoch_rates(resumed, [0.5], first_epoch=3) == pytest.approx([0.001])
+
+
+def test_cosine_schedule_falls_from_the_rate_to_zero_after_the_warmup(tmp_path):
+    callback = controller(tmp_path, steps_per_epoch=4, schedule="cosine", warmup_epochs=1, epochs=3)
+    rates = {}
+    for epoch in range(3):
+        callback.on_epoch_begin(epoch)
+        for batch in range(4):
+            callback.on_train_batch_begin(batch)
+            rates[epoch * 4 + batch] = float(callback.model.optimizer.learning_rate)
+        callback.on_epoch_end(epoch, val_logs(0.5))
+    assert [rates[s] for s in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # warm-up
+    # 8 steps after the warm-up: 0.1 * (1 + cos(pi * k / 8)) / 2 at step 4 + k.
+    assert [rates[4 + k] for k in range(8)] == pytest.approx([0.05 * (1 + math.cos(math.pi * k / 8)) for k in range(8)])

@@ -37,8 +37,16 @@ class ModelConfig:
     # "paper": weights N(0, 0.01), biases 1 in conv2/4/5, fc6/7 (section 5). "he_normal" (He et al. 2015,
     # biases 0): a deviation for short runs on small data, where the paper's start stays on a flat loss.
     init: Literal["paper", "he_normal"] = "paper"
+    # Start fc8's weights at 0, so the first predictions are uniform (loss ln(classes)) and the first steps
+    # teach the classifier instead of shrinking every activation to undo random confident guesses. A
+    # deviation for small, low-contrast data sets (see configs/folder.yaml); the paper draws fc8 like the rest.
+    zero_fc8: bool = False
     # Dropout probability on fc6 and fc7 (section 4.2).
     dropout: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    # The mean subtracted from the inputs: the data set's (section 2: ImageNet's, or model.colour_stats), or
+    # each image's own mean colour, a deviation for small objects on backgrounds whose colour varies more
+    # from image to image than the objects do (see configs/folder.yaml).
+    centre: Literal["dataset", "image"] = "dataset"
     # Inputs are (pixel - mean) * input_scale; the paper uses 0-255 pixels minus the mean (scale 1).
     input_scale: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
     # Standard deviation of the PCA colour-noise coefficients alpha_i (section 4.1); 0 turns it off.
@@ -95,12 +103,15 @@ class TrainConfig:
     # The paper's update decays every parameter; false exempts biases (Caffe's choice).
     decay_biases: bool = True
     # paper: divide by 10 when val error stalls `patience` epochs, at most max_lr_drops times (section 5);
-    # step: divide by 10 every step_epochs (torchvision); constant.
-    schedule: Literal["paper", "step", "constant"] = "paper"
+    # step: divide by 10 every step_epochs (torchvision); cosine: half a cosine from the rate to 0 over the
+    # epochs after the warm-up; constant.
+    schedule: Literal["paper", "step", "cosine", "constant"] = "paper"
     patience: int = field(default=3, metadata=_range(1))
     max_lr_drops: int = field(default=3, metadata=_range(0))
     step_epochs: int = field(default=30, metadata=_range(1))
     warmup_epochs: float = field(default=0.0, metadata=_range(0.0))
+    # Scale the gradients down so that their global norm is at most this (0: no clipping; not in the paper).
+    clip_norm: float = field(default=0.0, metadata=_range(0.0))
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
     # auto: MirroredStrategy when more than one GPU is visible; mirrored forces it (devices optional).

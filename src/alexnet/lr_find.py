@@ -4,7 +4,9 @@ The configured model trains on the configured data for lr_find.steps steps while
 exponentially from lr_find.min_lr to lr_find.max_lr; the loss of every step, smoothed, is plotted against
 the rate. The loss falls where the rate is useful and shoots up where it is too large; the suggested rate
 is a tenth of the rate at the lowest smoothed loss, a common, conservative reading of the curve. The sweep
-stops early once the smoothed loss exceeds 4x its minimum. Nothing of the model is kept: it is a probe.
+stops early once the smoothed loss exceeds 4x its minimum. A curve that never falls below ln(classes), the
+loss of a uniform guess, learnt nothing at any rate: then the start, not the rate, is the problem, and the
+test says so. Nothing of the model is kept: it is a probe.
 
 Writes logs/RUN/lr_find/ (TensorBoard: loss and learning rate per step, and the plot as an image),
 logs/RUN/lr_find.png and logs/RUN/lr_find.json, and prints the suggestion.
@@ -24,6 +26,7 @@ from alexnet.figures import lr_find_plot, tensorboard_image
 from alexnet.rundir import RunDir, write_json
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+UNIFORM_FRACTION = 0.95  # a sweep whose loss never falls below this much of ln(classes) learnt nothing
 
 
 class RangeTest(keras.callbacks.Callback):
@@ -75,8 +78,9 @@ def find_learning_rate(config: Config, run_dir) -> dict:
     steps = len(test.losses)
     rates = test.rates[:steps]
     suggestion = suggest(rates, test.smoothed)
+    uniform = math.log(len(data.info.class_names))  # the loss of a uniform guess
     y_limit = min(max(test.smoothed), DIVERGED * min(test.smoothed)) * 1.1
-    png = lr_find_plot(rates, test.losses, test.smoothed, suggestion["suggested_learning_rate"], y_limit,
+    png = lr_find_plot(rates, test.losses, test.smoothed, suggestion["suggested_learning_rate"], uniform, y_limit,
                        f"{run.name}: learning-rate range test")
     (run / rundir.LR_FIND_PLOT).write_bytes(png)
     writer = tf.summary.create_file_writer(str(run / rundir.LR_FIND))
@@ -87,12 +91,19 @@ def find_learning_rate(config: Config, run_dir) -> dict:
             tf.summary.scalar("smoothed_loss", smooth, step=step)
         tensorboard_image("loss_vs_learning_rate", png)
     writer.close()
-    result = {**suggestion, "steps": steps, "batch_size": config.train.global_batch_size,
-              "learning_rates": rates.tolist(), "losses": test.losses, "smoothed_losses": test.smoothed}
+    learnt = suggestion["lowest_smoothed_loss"] < UNIFORM_FRACTION * uniform
+    result = {**suggestion, "uniform_guess_loss": uniform, "learnt": learnt, "steps": steps,
+              "batch_size": config.train.global_batch_size, "learning_rates": rates.tolist(),
+              "losses": test.losses, "smoothed_losses": test.smoothed}
     write_json(run / rundir.LR_FIND_RECORD, result)
     print(f"lowest smoothed loss {suggestion['lowest_smoothed_loss']:.3f} at learning rate "
           f"{suggestion['lowest_loss_learning_rate']:.3g} ({steps} steps)\n"
           f"suggested learning rate: {suggestion['suggested_learning_rate']:.3g} "
           f"(ARGS=\"train.learning_rate={suggestion['suggested_learning_rate']:.2g}\")\n"
           f"plot: {run / rundir.LR_FIND_PLOT}; TensorBoard: {run / rundir.LR_FIND}", flush=True)
+    if not learnt:
+        print(f"warning: the loss never fell below {UNIFORM_FRACTION:.0%} of ln({len(data.info.class_names)}) = "
+              f"{uniform:.2f}, the loss of a uniform guess: at no rate did the network learn in {steps} steps. "
+              f"Look at the start (tensorboard layers/*/image_spread and activation_rms; model.zero_fc8, "
+              f"input scale) before the rate.", flush=True)
     return result

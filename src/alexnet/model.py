@@ -110,17 +110,23 @@ class PCAColourNoise(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="alexnet")
 class Standardize(layers.Layer):
-    """(pixels - mean) * scale: the paper subtracts the training set's mean (section 2)."""
+    """(pixels - mean) * scale: the paper subtracts the training set's mean (section 2).
 
-    def __init__(self, mean=IMAGENET_MEAN_RGB, scale=1.0, **kwargs):
+    per_image subtracts each image's own mean colour instead (a deviation for small objects on backgrounds
+    of varying colour, see ModelConfig.centre).
+    """
+
+    def __init__(self, mean=IMAGENET_MEAN_RGB, scale=1.0, per_image=False, **kwargs):
         super().__init__(**kwargs)
-        self.mean, self.scale = tuple(mean), scale
+        self.mean, self.scale, self.per_image = tuple(mean), scale, per_image
 
     def call(self, x):
-        return (ops.cast(x, "float32") - ops.convert_to_tensor(self.mean)) * self.scale
+        x = ops.cast(x, "float32")
+        mean = ops.mean(x, axis=(1, 2), keepdims=True) if self.per_image else ops.convert_to_tensor(self.mean)
+        return (x - mean) * self.scale
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "scale": self.scale}
+        return {**super().get_config(), "mean": self.mean, "scale": self.scale, "per_image": self.per_image}
 
 
 def load_colour_stats(path: str | None) -> dict:
@@ -165,6 +171,8 @@ def build_alexnet(
     lrn: bool | None = None,
     pool_size: int = 3,
     remove_conv: str = "",
+    zero_fc8: bool = False,
+    per_image_centre: bool = False,
 ) -> keras.Model:
     """Builds AlexNet with layers named as in the paper (conv1..conv5, lrn1, lrn2, pool1, pool2, pool5, fc6..fc8).
 
@@ -174,6 +182,8 @@ def build_alexnet(
     hidden layers ("relu", section 3.1, or "tanh"); lrn (None: as the variant has it, section 3.3); pool_size
     3 (overlapping, stride 2, section 3.4) or 2 (not overlapping; the same output shapes); remove_conv
     "conv3" or "conv4" drops that layer, the next one then takes the previous layer's maps (section 7).
+    zero_fc8 starts the classifier's weights at 0, per_image_centre subtracts each image's mean colour
+    instead of the data set's (deviations, see ModelConfig).
     """
     if variant not in VARIANTS:
         raise ConfigError(f"model.variant must be one of {sorted(VARIANTS)}, got {variant!r}")
@@ -190,6 +200,8 @@ def build_alexnet(
     weighted = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
     def kernel_init(name):
+        if zero_fc8 and name == "fc8":
+            return "zeros"
         return _kernel_initializer(init, None if seed is None else seed + weighted.index(name))
     # Biases 1 in conv2, conv4, conv5, fc6, fc7 "to accelerate the early stages of learning" (section 5);
     # he_normal starts every bias at 0, as He et al. do.
@@ -220,7 +232,7 @@ def build_alexnet(
     images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
     x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=seed, name="colour_noise",
                        dtype="float32")(images)
-    x = Standardize(stats["mean"], input_scale, name="standardize", dtype="float32")(x)
+    x = Standardize(stats["mean"], input_scale, per_image_centre, name="standardize", dtype="float32")(x)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:
         x = LocalResponseNormalization(name="lrn1", dtype=dtype_policy)(x)
@@ -264,6 +276,8 @@ def build_from_config(
         lrn={"variant": None, "on": True, "off": False}[model_config.lrn],
         pool_size=model_config.pool_size,
         remove_conv=model_config.remove_conv,
+        zero_fc8=model_config.zero_fc8,
+        per_image_centre=model_config.centre == "image",
         dtype_policy=dtype_policy,
         seed=seed,
     )

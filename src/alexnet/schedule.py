@@ -1,4 +1,4 @@
-"""Learning-rate control: linear warm-up, then the paper's divide-by-10-on-plateau or a fixed step schedule.
+"""Learning-rate control: linear warm-up, then the paper's divide-by-10-on-plateau, a step or a cosine schedule.
 
 The state (drops so far, best validation error, epochs without improvement) is written after every epoch,
 so a resumed run continues with the learning rate it had.
@@ -6,6 +6,7 @@ so a resumed run continues with the learning rate it had.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import keras
@@ -19,8 +20,9 @@ class LearningRateController(keras.callbacks.Callback):
 
     schedule "paper": divide by 10 when the validation top-1 error has not improved for `patience`
     epochs, at most `max_lr_drops` times (section 5). "step": divide by 10 every `step_epochs` epochs
-    (torchvision's recipe). "constant": no change. Warm-up scales the rate linearly over the first
-    `warmup_epochs` epochs, by step.
+    (torchvision's recipe). "cosine": from the rate down to 0 along half a cosine over the steps after
+    the warm-up (Loshchilov & Hutter 2017, without restarts). "constant": no change. Warm-up scales the
+    rate linearly over the first `warmup_epochs` epochs, by step.
     """
 
     def __init__(self, train_config, steps_per_epoch: int, state_path: str | Path):
@@ -37,7 +39,10 @@ class LearningRateController(keras.callbacks.Callback):
         warmup_steps = self.config.warmup_epochs * self.steps_per_epoch
         step = epoch * self.steps_per_epoch + batch
         if step < warmup_steps:
-            rate *= (step + 1) / warmup_steps
+            return rate * (step + 1) / warmup_steps
+        if self.config.schedule == "cosine":
+            decay_steps = max(1.0, self.config.epochs * self.steps_per_epoch - warmup_steps)
+            rate *= 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / decay_steps)))
         return rate
 
     def _history(self) -> dict:

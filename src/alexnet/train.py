@@ -135,6 +135,7 @@ def compile_model(model: keras.Model, train_config) -> None:
         paper_weight_decay=train_config.weight_decay,
         decay_biases=train_config.decay_biases,
         frozen_layers=train_config.freeze if train_config.freeze_epochs else (),
+        global_clipnorm=train_config.clip_norm or None,
     )
     if train_config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # float16 gradients underflow without it
