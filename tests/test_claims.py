@@ -37,10 +37,10 @@ def test_unknown_arms_are_refused():
 
 
 def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, tmp_path, monkeypatch):
-    overrides = [*TINY, f"data.dir={small_data}", "train.epochs=2", "train.global_batch_size=8",
-                 "train.steps_per_epoch=3", "tensorboard.images=false", "tensorboard.histograms=false",
-                 "tensorboard.layer_stats_steps=0", "claims.arms=[baseline, tanh]", "claims.seeds=2",
-                 "claims.train_error_threshold=0.95"]
+    overrides = [*TINY, f"data.dir={small_data}", "data.demo_images_per_class=12", "train.epochs=2",
+                 "train.global_batch_size=8", "train.steps_per_epoch=3", "tensorboard.images=false",
+                 "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0", "claims.arms=[baseline, tanh]",
+                 "claims.seeds=2", "claims.train_error_threshold=0.95"]
     config = str(ROOT / "configs" / "demo.yaml")
     record = claims.run_study(config, overrides, tmp_path)
     study = tmp_path / "claims"

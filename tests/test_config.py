@@ -13,10 +13,11 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 
 def test_shipped_configs_load_and_start_with_their_command():
     names = {p.name for p in CONFIGS}
-    assert {"demo.yaml", "imagenet2012.yaml", "imagenette.yaml"} <= names
+    assert {"demo.yaml", "imagenet2012.yaml", "imagenette.yaml", "folder.yaml", "claims.yaml"} <= names
+    commands = {"demo.yaml": "# make train\n", "claims.yaml": "# make claims\n"}
     for path in CONFIGS:
         load_config(path)
-        assert path.read_text().startswith("# make train CONFIG=" if path.name != "demo.yaml" else "# make train")
+        assert path.read_text().startswith(commands.get(path.name, f"# make train CONFIG=configs/{path.name}"))
 
 
 def test_imagenet_config_is_the_papers_recipe():

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from alexnet import figures, rundir
 from alexnet.config import Config, load_config
+from alexnet.demo_data import ensure_demo_data
 from alexnet.errors import ConfigError
 from alexnet.rundir import RunDir, read_json, write_json
 
@@ -84,6 +85,7 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
 
     study = Path(logs_dir) / "claims"
     config = load_config(config_path, overrides)
+    ensure_demo_data(config.data)  # the default study runs on the offline demo set; other sources: nothing
     plan = [(arm, seed) for arm in arms(config.claims.arms) for seed in range(config.claims.seeds)]
     start = time.perf_counter()
     for done, (arm, seed) in enumerate(plan):

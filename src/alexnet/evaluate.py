@@ -60,7 +60,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
 
     features = keras.Model(model.input, [model.output, model.get_layer("fc7").output])
     centre = centre_pass(features, make_dataset(data, "val", size, batch), keep)
-    crops = ten_crop_pass(model, encoded_examples(data, "val"), data.resize_size, size, max(1, batch // 10))
+    crops = ten_crop_pass(model, encoded_examples(data, "val"), data.resize_size, size, batch)
     if not np.array_equal(crops["labels"], centre["labels"]):
         raise RuntimeError("the centre and 10-crop passes saw the validation images in different orders")
     train_sample = sample_features(features, data, size, batch, settings.train_sample)

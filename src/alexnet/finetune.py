@@ -20,7 +20,9 @@ def load_matching_weights(model: keras.Model, path: str | Path) -> list[str]:
     """Copies the weights of every layer of the .keras model at path into model's layer of the same name and
     shapes; returns, for each of model's weighted layers left as initialised, its name and why."""
     if not Path(path).is_file():
-        raise DataError(f"model.init_from: {path} does not exist; give a .keras file such as logs/RUN/best.keras")
+        raise DataError(f"model.init_from: {path} does not exist; train that run first (configs/folder.yaml "
+                        f"starts from logs/demo/best.keras, which `make train` writes), point it at another "
+                        f"run's best.keras, or set model.init_from= to train from scratch")
     source = keras.saving.load_model(path, safe_mode=True, compile=False)
     source_layers = {layer.name: layer for layer in source.layers}
     kept = []

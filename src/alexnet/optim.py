@@ -29,7 +29,8 @@ class PaperSGD(keras.optimizers.SGD):
         if self.built:
             return
         super().build(variables)
-        self.freeze_active = self.add_variable((), initializer="zeros", name="freeze_active")
+        if self.frozen_layers:  # only then: optimizers saved without it keep loading without a warning
+            self.freeze_active = self.add_variable((), initializer="zeros", name="freeze_active")
 
     def decays(self, variable) -> bool:
         """Whether the paper's weight decay applies to this variable."""
@@ -39,7 +40,7 @@ class PaperSGD(keras.optimizers.SGD):
     def is_frozen(self, variable) -> bool:
         """Whether variable belongs to one of frozen_layers."""
         parts = _name_parts(variable)
-        return len(parts) > 1 and parts[-2] in self.frozen_layers
+        return bool(self.frozen_layers) and len(parts) > 1 and parts[-2] in self.frozen_layers
 
     def update_step(self, gradient, variable, learning_rate):
         if self.decays(variable):

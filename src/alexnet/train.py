@@ -85,17 +85,11 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy) -> 
     t, data = config.train, config.data
     info = dataset_info(data)
     write_json(run / rundir.CLASSES, info.class_names)
-    replicas = strategy.num_replicas_in_sync
-    if t.global_batch_size % replicas:
-        raise ConfigError(f"train.global_batch_size={t.global_batch_size} must be a multiple of the "
-                          f"{replicas} replicas")
-    steps_per_epoch = t.steps_per_epoch or info.num_train // t.global_batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(f"train.global_batch_size={t.global_batch_size} exceeds the {info.num_train} training images")
-    print(f"strategy {type(strategy).__name__} with {replicas} replica(s), per-replica batch "
-          f"{t.global_batch_size // replicas}, global batch {t.global_batch_size}; {info.num_train} training and "
-          f"{info.num_val} validation images in {len(info.class_names)} classes; {steps_per_epoch} steps per epoch",
-          flush=True)
+    steps_per_epoch = plan_steps(t, info, strategy.num_replicas_in_sync)
+    print(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), per-replica "
+          f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
+          f"{info.num_train} training and {info.num_val} validation images in {len(info.class_names)} classes; "
+          f"{steps_per_epoch} steps per epoch", flush=True)
 
     def pipeline(split):
         return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, t.seed,
@@ -110,6 +104,17 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy) -> 
         images, labels = next(iter(pipeline("train")(None)))
         sample = (images[:16], labels[:16])
     return TrainingData(info, steps_per_epoch, train, val, sample)
+
+
+def plan_steps(train_config, info: DatasetInfo, replicas: int) -> int:
+    """Steps per epoch; ConfigError when the global batch does not split over the replicas or fill one step."""
+    batch = train_config.global_batch_size
+    if batch % replicas:
+        raise ConfigError(f"train.global_batch_size={batch} must be a multiple of the {replicas} replicas")
+    steps = train_config.steps_per_epoch or info.num_train // batch
+    if steps == 0:
+        raise ConfigError(f"train.global_batch_size={batch} exceeds the {info.num_train} training images")
+    return steps
 
 
 def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strategy) -> keras.Model:
