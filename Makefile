@@ -3,6 +3,8 @@ CONFIG ?= configs/demo.yaml
 RUN ?= $(basename $(notdir $(CONFIG)))
 ARGS ?=
 PORT ?= 6006
+SERVICE_PORT ?= 5050
+WORKERS ?= 1
 IMAGES ?=
 PYTHON ?= python3
 
@@ -14,7 +16,7 @@ RUN_ARGS := --config $(CONFIG) --run $(RUN) $(ARGS)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help train lr-find claims test lint summary data digits prepare eval predict export tensorboard bench bench-gpu
+.PHONY: help train lr-find claims data-service test lint summary data digits prepare eval predict export tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,6 +39,9 @@ lr-find: $(VENV)/.installed data ## learning-rate range test on CONFIG's data: l
 
 claims: $(VENV)/.installed ## the paper's claims re-run (CONFIG defaults to configs/claims.yaml): logs/claims/report.md
 	$(PY) -m alexnet claims $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG),--config configs/claims.yaml) $(ARGS)
+
+data-service: $(VENV)/.installed ## a tf.data service dispatcher on SERVICE_PORT and WORKERS workers here (train with ARGS="data.service=grpc://localhost:5050")
+	$(PY) -m alexnet data-service --port $(SERVICE_PORT) --workers $(WORKERS)
 
 test: lint ## lint, then run the test suite (slow end-to-end tests included)
 	$(PY) -m pytest tests

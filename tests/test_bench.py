@@ -20,12 +20,13 @@ def test_run_benchmarks_tiny(tmp_path):
     assert json.loads((tmp_path / "logs" / "bench.json").read_text()) == json.loads(json.dumps(result))
     keys = [row["key"] for row in result["rows"]]
     assert keys == ["step_float32_xla_off", "step_float32_xla_on", "step_no_lrn", "pipeline_jpeg", "bare_decode_jpeg",
-                    "pipeline_large_jpeg", "bare_decode_large_jpeg", "pipeline_records", "bare_decode_records",
-                    "fit_jpeg"]
+                    "pipeline_jpeg_service", "pipeline_large_jpeg", "bare_decode_large_jpeg", "pipeline_records",
+                    "bare_decode_records", "fit_jpeg"]
     for row in result["rows"]:
         assert row["median"] > 0 and row["samples"] == [pytest.approx(row["median"], abs=0.01)], row
     ratios = {r["key"]: r for r in result["ratios"]}
-    assert set(ratios) == {"lrn", "jpeg_pipeline", "large_jpeg_pipeline", "records_pipeline", "records_speedup", "fit"}
+    assert set(ratios) == {"lrn", "jpeg_pipeline", "service", "large_jpeg_pipeline", "records_pipeline",
+                           "records_speedup", "fit"}
     assert ratios["lrn"]["target"] == 0.8 and isinstance(ratios["lrn"]["met"], bool)
     large = sorted((tmp_path / "logs" / "bench_large_jpegs" / "train").glob("*/*.jpg"))
     assert len(large) == 5

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from alexnet import claims
+from alexnet.config import load_config
 from alexnet.errors import ConfigError, DataError
 from conftest import ROOT, TINY
 
@@ -63,3 +64,13 @@ def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, 
     with pytest.raises(DataError, match="tanh-seed1/final_metrics.json does not exist"):  # the stub trained nothing
         claims.run_study(config, overrides, tmp_path)
     assert trained == ["tanh-seed1"]
+
+
+def test_every_arm_of_the_shipped_study_is_a_valid_config_that_changes_one_thing():
+    base = load_config(ROOT / "configs" / "claims.yaml")
+    for arm, overrides in claims.arms([]).items():
+        config = load_config(ROOT / "configs" / "claims.yaml", list(overrides))
+        changed = [f"{section}.{key}" for section in ("model", "data", "train")
+                   for key, value in vars(getattr(config, section)).items()
+                   if getattr(getattr(base, section), key) != value]
+        assert len(changed) == (0 if arm == claims.BASELINE else 1), (arm, changed)

@@ -15,6 +15,7 @@ from pathlib import Path
 from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError
 
 CONFIG_COMMANDS = ("train", "lr-find", "claims", "summary", "data", "digits", "prepare", "bench")
+SERVICE_COMMANDS = ("data-service",)
 RUN_COMMANDS = ("eval", "export", "predict")
 
 
@@ -22,10 +23,12 @@ def main(argv=None) -> int:
     """Runs one command; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m alexnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=CONFIG_COMMANDS + RUN_COMMANDS)
+    parser.add_argument("command", choices=CONFIG_COMMANDS + RUN_COMMANDS + SERVICE_COMMANDS)
     parser.add_argument("--config", default="configs/demo.yaml", help="YAML file under configs/")
     parser.add_argument("--run", default=None, help="run name: output goes to logs/RUN/")
     parser.add_argument("--logs", default="logs", help="parent directory of run directories")
+    parser.add_argument("--port", type=int, default=5050, help="data-service: the dispatcher's port")
+    parser.add_argument("--workers", type=int, default=1, help="data-service: workers to start")
     parser.add_argument("rest", nargs="*", help="section.key=value overrides (predict: also image files)")
     args = parser.parse_intermixed_args(argv)
     try:
@@ -46,6 +49,10 @@ def run_command(args: argparse.Namespace) -> None:
     if files and args.command != "predict":
         raise ConfigError(f"not an override of the form section.key=value: {' '.join(files)}")
     run_dir = Path(args.logs) / (args.run or Path(args.config).stem)
+    if args.command == "data-service":
+        from alexnet.data_service import serve
+
+        return serve(args.port, args.workers)
     if args.command in RUN_COMMANDS:
         if overrides and args.command != "eval":
             raise ConfigError(f"{args.command} uses the run's own config.yaml and takes no overrides: "

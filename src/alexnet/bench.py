@@ -2,7 +2,8 @@
 
 (a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on;
 (b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN;
-(c) the training input pipeline (make_dataset) on full-size JPEG files, on the same JPEGs upscaled (larger
+(c) the training input pipeline (make_dataset) on full-size JPEG files (also through a tf.data service
+    dispatcher and worker in this process), on the same JPEGs upscaled (larger
     photos) and on prepared 256x256 records, each beside a bare read + tf.io.decode_jpeg loop over the same data;
 (d) model.fit fed by make_dataset from the JPEG files, and its ratio to the synthetic step.
 Every figure is the median of `reps` timed repetitions after a warm-up, with min-max. Prints one table and
@@ -24,9 +25,10 @@ import tensorflow as tf
 
 from alexnet import sources
 from alexnet.bench_gpu import EpochTimer
+from alexnet.data_service import start_service
 from alexnet.demo_data import ensure_demo_data
 from alexnet.errors import ConfigError
-from alexnet.input_pipeline import make_dataset
+from alexnet.input_pipeline import make_dataset, through_service
 from alexnet.model import LocalResponseNormalization, build_alexnet
 from alexnet.preprocess import decode_rgb
 from alexnet.rundir import write_json
@@ -206,6 +208,10 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
 
     jpeg = pipeline_beside_bare("jpeg", "full-size JPEG files", config.data, read_files(config.data),
                                 TARGETS["jpeg_pipeline"])
+    dispatcher, _workers = start_service()  # one worker in this process: the service's overhead, not its gain
+    served = measure("pipeline_jpeg_service", "input make_dataset through a local tf.data service, JPEG files",
+                     time_pipeline(through_service(train_pipeline(config.data), dispatcher.target, "bench"), settings))
+    ratio("service", "through the tf.data service / in process, JPEG files", served / jpeg)
     large_dir = upscaled_copies(config.data.dir, config.data.train_split, logs_dir / "bench_large_jpegs", settings)
     large_data = dataclasses.replace(config.data, source="folder", dir=str(large_dir))
     pipeline_beside_bare("large_jpeg", f"the JPEGs upscaled {settings.upscale}x", large_data, read_files(large_data))

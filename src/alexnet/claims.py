@@ -52,7 +52,7 @@ class Claim:
 CLAIMS = (
     Claim("tanh", ("model.activation=tanh",), "3.1, Figure 1", "ReLU trains much faster than tanh",
           "25% training error on CIFAR-10 six times sooner with ReLU", "steps", +1),
-    Claim("no_lrn", ("model.lrn=off",), "3.3", "local response normalisation helps",
+    Claim("no_lrn", ("model.lrn=false",), "3.3", "local response normalisation helps",
           "-1.4% top-1, -1.2% top-5 error", "val_top1_error", +1),
     Claim("pool2", ("model.pool_size=2",), "3.4", "overlapping pooling (z=3, s=2) beats z=2, s=2",
           "-0.4% top-1, -0.3% top-5; slightly harder to overfit", "val_top1_error", +1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,9 @@ class ModelConfig:
     # The switches `make claims` turns, each the paper's choice by default. Hidden-layer non-linearity
     # (section 3.1: ReLU; tanh is what it was compared with).
     activation: Literal["relu", "tanh"] = "relu"
-    # Local response normalisation after conv1 and conv2 (section 3.3): as the variant has it, or forced.
-    lrn: Literal["variant", "on", "off"] = "variant"
+    # Local response normalisation after conv1 and conv2 (section 3.3): as the variant has it, or forced on
+    # (true) or off (false).
+    lrn: Literal["variant", True, False] = "variant"
     # Max-pooling window, stride 2: 3 overlaps (section 3.4), 2 does not; both give the same shapes.
     pool_size: Literal[3, 2] = 3
     # Remove one middle convolutional layer (section 7: "removing any middle layer costs about 2%").
@@ -87,6 +89,9 @@ class DataConfig:
     prepared_dir: str = ""
     # Compute the RGB mean and covariance eigen-decomposition at `make prepare`.
     colour_stats: bool = False
+    # A tf.data service dispatcher ("grpc://host:port", `make data-service` starts one here) that runs the
+    # training input pipeline on its workers; "" = in this process. See README "Several GPUs, several machines".
+    service: str = ""
     # Number of images the demo generator makes per class (train; val is a quarter of it).
     demo_images_per_class: int = field(default=150, metadata=_range(1))
 
@@ -114,8 +119,10 @@ class TrainConfig:
     clip_norm: float = field(default=0.0, metadata=_range(0.0))
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
-    # auto: MirroredStrategy when more than one GPU is visible; mirrored forces it (devices optional).
-    strategy: Literal["auto", "mirrored", "default"] = "auto"
+    # auto: MultiWorkerMirroredStrategy when TF_CONFIG names more than one task, else MirroredStrategy when
+    # more than one GPU is visible, else the default; multi_worker and mirrored force theirs (devices
+    # optional for mirrored).
+    strategy: Literal["auto", "multi_worker", "mirrored", "default"] = "auto"
     devices: list[str] = field(default_factory=list)
     # Split the CPU into this many logical devices (0: don't), to run MirroredStrategy without GPUs.
     cpu_devices: int = field(default=0, metadata=_range(0))
@@ -126,6 +133,9 @@ class TrainConfig:
     validation_steps: int = field(default=0, metadata=_range(0))
     # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only.
     backup_every_steps: int = field(default=0, metadata=_range(0))
+    # Multi-worker jobs: a worker that sees no training progress this long ends with exit status 138 (a peer
+    # was lost: restart all workers); the coordination service usually reports a dead peer sooner.
+    peer_timeout_seconds: int = field(default=120, metadata=_range(10))
     # Fine-tuning: these layers (e.g. [conv1, conv2, conv3, conv4, conv5]) are not updated in the first
     # freeze_epochs epochs.
     freeze: list[str] = field(default_factory=list)
@@ -294,6 +304,10 @@ def to_dict(config: Config) -> dict:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Writes the resolved config as YAML (readable back with load_config)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Writes the resolved config as YAML (readable back with load_config), whole or not at all: under a
+    temporary name, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    os.replace(tmp, path)

@@ -24,17 +24,18 @@ def make_dataset(
     split: str,
     image_size: int,
     global_batch_size: int,
-    seed: int = 0,
+    seed: int | None = 0,
     deterministic: bool = False,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batches (uint8 images (B, S, S, 3), int32 labels (B,)) of split "train" or "val" for one input pipeline.
 
-    data is the config's data section; S = image_size. train: shuffled, augmented (data.augment), batches of
-    equal size (drop_remainder, so every worker takes the same number of steps), not repeated; seed fixes
-    the shuffle and the augmentation, deterministic the order. val: eval preprocessing, in order, last
-    partial batch kept. With an input_context the data is sharded by input_pipeline_id and B is the
-    per-replica batch size; auto-sharding is turned off so tf.distribute does not shard again.
+    data is the config's data section; S = image_size. train: shuffled, augmented (data.augment), batches
+    of equal size (drop_remainder, so every worker takes the same number of steps), not repeated; seed
+    fixes the shuffle and the augmentation (None: drawn afresh), deterministic the order. val: eval
+    preprocessing, in order, last partial batch kept. With an input_context the data is sharded by
+    input_pipeline_id and B is the per-replica batch size; auto-sharding is turned off so tf.distribute does
+    not shard again.
     """
     train = split == "train"
     pipelines, pipeline_id = (
@@ -44,7 +45,8 @@ def make_dataset(
         # Shuffling the encoded bytes, not decoded images, keeps the buffer ~10x smaller and copies nothing big.
         ds = ds.shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         # One stateless seed per example makes the augmentation reproducible even with parallel map.
-        seeds = tf.data.Dataset.random(seed=seed + pipeline_id, rerandomize_each_iteration=True).batch(2)
+        seeds = tf.data.Dataset.random(seed=None if seed is None else seed + pipeline_id,
+                                       rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda example, seed: (
                 train_preprocess(example[0], data.resize_size, image_size, data.augment, seed),
@@ -65,3 +67,18 @@ def make_dataset(
     # map then batch fuse into one op that writes each image straight into its batch (no extra copy).
     options.experimental_optimization.map_and_batch_fusion = True
     return ds.with_options(options)
+
+
+def through_service(dataset: tf.data.Dataset, address: str, job_name: str) -> tf.data.Dataset:
+    """dataset, processed by the workers of the tf.data service whose dispatcher is at address.
+
+    Everything up to here (reading, decoding, augmentation, batching) runs on the service's workers, which
+    may be CPU hosts of their own; the trainer only receives batches. "parallel_epochs": every service worker
+    runs the whole pipeline and the trainer takes batches from all of them, so with one service worker an
+    epoch holds exactly the examples of the local pipeline. Consumers sharing job_name share one job.
+    """
+    distributed = dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode="parallel_epochs", service=address, job_name=job_name))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return distributed.prefetch(AUTOTUNE).with_options(options)

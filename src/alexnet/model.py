@@ -273,7 +273,7 @@ def build_from_config(
         colour_noise=model_config.colour_noise,
         colour_stats=load_colour_stats(model_config.colour_stats),
         activation=model_config.activation,
-        lrn={"variant": None, "on": True, "off": False}[model_config.lrn],
+        lrn=None if model_config.lrn == "variant" else model_config.lrn,
         pool_size=model_config.pool_size,
         remove_conv=model_config.remove_conv,
         zero_fc8=model_config.zero_fc8,

@@ -104,8 +104,8 @@ class RunDir:
         """Whether the run has completed (its final metrics are written last)."""
         return (self.path / FINAL_METRICS).exists()
 
-    def start(self, config: Config) -> None:
-        """Creates the directory for training and writes the resolved config into it.
+    def start(self, config: Config, write: bool = True) -> None:
+        """Creates the directory for training and (write: the chief of a multi-worker job) the resolved config.
 
         Raises RunFinishedError for a finished run: a finished run is never overwritten.
         """
@@ -113,7 +113,8 @@ class RunDir:
             raise RunFinishedError(
                 f"{self.path} already holds a finished run; choose another RUN=name or remove the directory")
         self.path.mkdir(parents=True, exist_ok=True)
-        save_config(config, self.path / CONFIG)
+        if write:
+            save_config(config, self.path / CONFIG)
 
     def require(self, entry: str, hint: str) -> Path:
         """The path of entry, or DataError naming it and what to run (hint) when it does not exist."""

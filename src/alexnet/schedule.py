@@ -25,11 +25,12 @@ class LearningRateController(keras.callbacks.Callback):
     rate linearly over the first `warmup_epochs` epochs, by step.
     """
 
-    def __init__(self, train_config, steps_per_epoch: int, state_path: str | Path):
+    def __init__(self, train_config, steps_per_epoch: int, state_path: str | Path, write_state: bool = True):
         super().__init__()
         self.config = train_config
         self.steps_per_epoch = steps_per_epoch
         self.state_path = Path(state_path)
+        self.write_state = write_state  # False on the workers of a multi-worker job other than the chief
         self.state = {"drops": 0, "best_error": None, "wait": 0}
         self.epoch = 0
 
@@ -71,6 +72,7 @@ class LearningRateController(keras.callbacks.Callback):
                     self.state.update(drops=self.state["drops"] + 1, wait=0)
                     print(f"validation error has not improved for {self.config.patience} epochs: "
                           f"learning rate divided by 10 (drop {self.state['drops']} of {self.config.max_lr_drops})")
-        history = self._history()
-        history[str(epoch)] = self.state
-        write_json(self.state_path, history)
+        if self.write_state:
+            history = self._history()
+            history[str(epoch)] = self.state
+            write_json(self.state_path, history)

@@ -8,20 +8,24 @@ The driver is a sequence of named stages: strategy, data, model, callbacks, fit,
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
+from alexnet.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
 from alexnet.config import Config
-from alexnet.errors import ConfigError
+from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
 from alexnet.finetune import FreezeLayers, load_matching_weights
-from alexnet.input_pipeline import make_dataset
+from alexnet.input_pipeline import make_dataset, through_service
 from alexnet.metrics import compiled_metrics, validation_errors
 from alexnet.model import build_from_config
 from alexnet.optim import PaperSGD
@@ -29,38 +33,52 @@ from alexnet.reporting import TrainingReporter
 from alexnet.rundir import RunDir, read_json, write_json
 from alexnet.schedule import LearningRateController
 from alexnet.sources import DatasetInfo, dataset_info
+from alexnet.upstream_fixes import apply_multi_worker_fixes
 
 
 def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     """Trains config's model into run_dir, exports it and returns the best epoch's validation metrics."""
-    run = RunDir(run_dir)
-    strategy = make_strategy(config.train)
-    run.start(config)
-    data = load_data(config, run, strategy)
+    run, task = RunDir(run_dir), current_task()
+    strategy = make_strategy(config.train, task)
+    run.start(config, write=task.is_chief)
+    data = load_data(config, run, strategy, task)
     model = build_model(config, len(data.info.class_names), strategy)
-    callbacks = make_callbacks(config, run, data)
+    callbacks = make_callbacks(config, run, data, task)
     start = time.perf_counter()
-    history = fit(model, data, callbacks, config.train)
-    return finish(run, history, time.perf_counter() - start)
+    history = fit(model, data, callbacks, config.train, task)
+    return finish(run, model, history, time.perf_counter() - start, task)
 
 
-def make_strategy(train_config) -> tf.distribute.Strategy:
+def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Strategy:
     """The tf.distribute strategy of train.strategy, created before any other TensorFlow work.
 
-    MirroredStrategy when asked, or on "auto" with more than one GPU; otherwise the default strategy.
-    Also splits the CPU into train.cpu_devices logical devices, and seeds every generator.
+    MultiWorkerMirroredStrategy when asked, or on "auto" when TF_CONFIG names more than one task (with the
+    upstream workarounds of alexnet/upstream_fixes.py); MirroredStrategy when asked, or on "auto" with more
+    than one GPU; otherwise the default strategy. Also splits the CPU into train.cpu_devices logical
+    devices, and seeds every generator.
     """
-    if train_config.cpu_devices:
-        split_cpu(train_config.cpu_devices)
-    gpus = tf.config.list_logical_devices("GPU")
-    if train_config.strategy == "mirrored" or (train_config.strategy == "auto" and len(gpus) > 1):
-        strategy = tf.distribute.MirroredStrategy(devices=train_config.devices or None)
+    if train_config.strategy == "multi_worker" or (train_config.strategy == "auto" and task.count > 1):
+        apply_multi_worker_fixes()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()  # before any other TensorFlow call
     else:
-        strategy = tf.distribute.get_strategy()
+        if train_config.cpu_devices:
+            split_cpu(train_config.cpu_devices)
+        gpus = tf.config.list_logical_devices("GPU")
+        if train_config.strategy == "mirrored" or (train_config.strategy == "auto" and len(gpus) > 1):
+            strategy = tf.distribute.MirroredStrategy(devices=train_config.devices or None)
+        else:
+            strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(train_config.seed)
     if train_config.deterministic:
         tf.config.experimental.enable_op_determinism()
     return strategy
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The strategy's public name (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
 
 
 def split_cpu(count: int) -> None:
@@ -75,35 +93,55 @@ class TrainingData:
 
     info: DatasetInfo
     steps_per_epoch: int
+    validation_steps: int | None  # None: the whole validation split
     train: tf.distribute.DistributedDataset
     val: tf.distribute.DistributedDataset
     sample: tuple | None  # (images, labels): 16 augmented training images for TensorBoard
 
 
-def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy) -> TrainingData:
+def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
+              task: Task = SINGLE_WORKER) -> TrainingData:
     """The data stage: class names into the run, the batch checked against the replicas, one pipeline per worker."""
-    t, data = config.train, config.data
-    info = dataset_info(data)
-    write_json(run / rundir.CLASSES, info.class_names)
+    t = config.train
+    info = dataset_info(config.data)
+    if task.is_chief:
+        write_json(run / rundir.CLASSES, info.class_names)
     steps_per_epoch = plan_steps(t, info, strategy.num_replicas_in_sync)
-    print(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), per-replica "
+    print(f"strategy {strategy_name(strategy)}, {task.count} worker(s) (this is {task.name}"
+          f"{', the chief' if task.is_chief else ''}), {strategy.num_replicas_in_sync} replica(s), per-replica "
           f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
           f"{info.num_train} training and {info.num_val} validation images in {len(info.class_names)} classes; "
           f"{steps_per_epoch} steps per epoch", flush=True)
+    train, val, sample = make_pipelines(config, f"{run.name}-{os.getpid()}", strategy)
+    # Workers must run the same number of validation steps (each is a collective): whole global batches only.
+    validation_steps = t.validation_steps or (max(1, info.num_val // t.global_batch_size) if task.count > 1 else None)
+    return TrainingData(info, steps_per_epoch, validation_steps, train, val, sample)
 
-    def pipeline(split):
-        return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, t.seed,
+
+def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy) -> tuple:
+    """The distributed training (repeated) and validation datasets, and 16 augmented training images with
+    their labels for TensorBoard (None when TensorBoard wants neither images nor layer statistics)."""
+    t, data = config.train, config.data
+
+    def pipeline(split, seed=t.seed):
+        return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, seed,
                                         t.deterministic, ctx)
 
-    # Repeated, so that every epoch has steps_per_epoch batches however often fit() is resumed.
-    train = strategy.distribute_datasets_from_function(lambda ctx: pipeline("train")(ctx).repeat())
+    def train_pipeline(ctx):
+        # Repeated, so that every epoch has steps_per_epoch batches however often fit() is resumed. Through
+        # the tf.data service, every service worker must shuffle and augment differently: no fixed seed.
+        if not data.service:
+            return pipeline("train")(ctx).repeat()
+        job = f"alexnet-{job_prefix}-{ctx.input_pipeline_id}"  # a job name is never reused while a service lives
+        return through_service(pipeline("train", seed=None)(ctx).repeat(), data.service, job)
+
+    train = strategy.distribute_datasets_from_function(train_pipeline)
     val = strategy.distribute_datasets_from_function(pipeline("val"))
-    tb = config.tensorboard
     sample = None
-    if tb.images or tb.layer_stats_steps:
+    if config.tensorboard.images or config.tensorboard.layer_stats_steps:
         images, labels = next(iter(pipeline("train")(None)))
         sample = (images[:16], labels[:16])
-    return TrainingData(info, steps_per_epoch, train, val, sample)
+    return train, val, sample
 
 
 def plan_steps(train_config, info: DatasetInfo, replicas: int) -> int:
@@ -149,64 +187,133 @@ def compile_model(model: keras.Model, train_config) -> None:
 
 
 class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that saves at every epoch end as well as every `save_freq` steps."""
+    """BackupAndRestore that saves at every epoch end as well as every `save_freq` steps.
+
+    Every worker restores from the chief's backup and takes part in every save (metric variables are
+    aggregated across workers while they are read); a worker other than the chief saves into a folder of
+    its own inside the backup and deletes it at once, and never deletes the chief's backup.
+    """
+
+    def __init__(self, backup_dir: str, task: Task = SINGLE_WORKER, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.task = task
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":  # the parent saves only on its step count then
             self._save_model()  # the parent's own save (weights, optimizer, epoch; double-checkpointed)
 
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)  # the parent's makedirs races with the other workers'
+        if self.task.is_chief:
+            return super()._save_model()
+        names = ("backup_dir", "_weights_path", "_training_metadata_path", "_prev_weights_path",
+                 "_prev_training_metadata_path")
+        chief = {name: getattr(self, name) for name in names}
+        temp = os.path.join(self.backup_dir, self.task.temp_dir_name())
+        for name in names:
+            setattr(self, name, chief[name].replace(chief["backup_dir"], temp, 1))
+        os.makedirs(temp, exist_ok=True)
+        try:
+            super()._save_model()
+        finally:
+            for name, value in chief.items():
+                setattr(self, name, value)
+            shutil.rmtree(temp, ignore_errors=True)
+
+    def on_train_end(self, logs=None):
+        if self.task.is_chief:
+            super().on_train_end(logs)
+
 
 class KeepBest(keras.callbacks.Callback):
-    """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes)."""
+    """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes).
 
-    def __init__(self, run: RunDir):
+    Every worker saves (see Backup); only the chief keeps the file and writes the record. The best error
+    so far is read from the record when training starts, so every worker decides alike.
+    """
+
+    def __init__(self, run: RunDir, task: Task = SINGLE_WORKER):
         super().__init__()
         self.path = run / rundir.BEST_MODEL
         self.record = run / rundir.BEST_RECORD
+        self.task = task
+
+    def on_train_begin(self, logs=None):
+        self.best = read_json(self.record)["val_top1_error"] if self.record.exists() else None
 
     def on_epoch_end(self, epoch, logs=None):
         val = validation_errors(logs)
-        if val is None:
+        if val is None or (self.best is not None and val["top1_error"] >= self.best):
             return
-        best = read_json(self.record)["val_top1_error"] if self.record.exists() else None
-        if best is None or val["top1_error"] < best:
-            tmp = self.path.with_name(".best.tmp.keras")
-            self.model.save(tmp)
-            tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
-            write_json(self.record, {"epoch": epoch + 1, "val_top1_error": val["top1_error"],
-                                     "val_top5_error": val["top5_error"]})
+        self.best = val["top1_error"]
+        chief = self.task.is_chief
+        tmp = self.path.with_name(".best.tmp.keras" if chief else f".best.{self.task.temp_dir_name()}.keras")
+        self.model.save(tmp)
+        if not chief:
+            tmp.unlink()
+            return
+        tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
+        write_json(self.record, {"epoch": epoch + 1, "val_top1_error": val["top1_error"],
+                                 "val_top5_error": val["top5_error"]})
 
 
-def make_callbacks(config: Config, run: RunDir, data: TrainingData) -> list[keras.callbacks.Callback]:
-    """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting, best model."""
+def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task = SINGLE_WORKER) -> list:
+    """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting (the chief's), best model."""
     t = config.train
     callbacks = [
-        Backup(str(run / rundir.BACKUP), save_freq=t.backup_every_steps or "epoch", double_checkpoint=True),
-        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE),
-        TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
-                         every_steps=config.tensorboard.every_steps),
-        KeepBest(run),
+        Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True),
+        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=task.is_chief),
+        KeepBest(run, task),
     ]
+    if task.is_chief:
+        callbacks.insert(2, TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
+                                             every_steps=config.tensorboard.every_steps))
     return callbacks + ([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else [])
 
 
-def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config) -> keras.callbacks.History:
-    """The fit stage: model.fit for the epochs left (a resumed run skips the finished ones)."""
-    return model.fit(
-        data.train,
-        epochs=train_config.epochs,
-        steps_per_epoch=data.steps_per_epoch,
-        validation_data=data.val,
-        validation_steps=train_config.validation_steps or None,
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
-        verbose=1 if sys.stdout.isatty() else 0,  # a progress bar on a terminal; TrainingReporter's line always
-    )
+def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
+        task: Task = SINGLE_WORKER) -> keras.callbacks.History:
+    """The fit stage: model.fit for the epochs left (a resumed run skips the finished ones).
+
+    In a multi-worker job a lost peer ends training with PeerLostError (exit status 138: restart all
+    workers): from TensorFlow's error, or from a watchdog when no step finishes in train.peer_timeout_seconds.
+    """
+    watchdog = PeerWatchdog(task, train_config.peer_timeout_seconds) if task.count > 1 else None
+    if watchdog:
+        tick = lambda *args, **kwargs: watchdog.tick()  # noqa: E731
+        callbacks = [*callbacks, keras.callbacks.LambdaCallback(on_train_batch_end=tick, on_epoch_end=tick,
+                                                                on_test_batch_end=tick)]
+    try:
+        return model.fit(
+            data.train,
+            epochs=train_config.epochs,
+            steps_per_epoch=data.steps_per_epoch,
+            validation_data=data.val,
+            validation_steps=data.validation_steps,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=1 if sys.stdout.isatty() else 0,  # a progress bar on a terminal; TrainingReporter's line always
+        )
+    except Exception as e:
+        if watchdog and is_peer_loss(e):
+            raise PeerLostError(peer_lost_message(task, str(e).strip().splitlines()[0][:200])) from e
+        raise
+    finally:
+        if watchdog:
+            watchdog.stop()
 
 
-def finish(run: RunDir, history: keras.callbacks.History, train_seconds: float) -> dict:
-    """The finish stage: export the best model, write the final metrics (the run is then complete), report."""
+def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, train_seconds: float,
+           task: Task = SINGLE_WORKER) -> dict:
+    """The finish stage: the chief exports the best model and writes the final metrics (the run is then
+    complete); every worker reports, in a multi-worker job with a digest of its weights (equal on all)."""
+    if task.count > 1:
+        digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
+        print(f"{task.name}: final weights sha256 {digest}", flush=True)
+    if not task.is_chief:
+        print(f"{task.name}: training done; the chief writes the run's files", flush=True)
+        return {"train_seconds": train_seconds}
     best = read_json(run / rundir.BEST_RECORD)
     export_dir = export_run(run.path)
     final = {**best, "train_seconds": train_seconds}

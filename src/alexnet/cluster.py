@@ -1,0 +1,115 @@
+"""Where this process stands in a multi-worker job: TensorFlow's TF_CONFIG, read without any TensorFlow call.
+
+Cluster launchers (Kubeflow's TFJob, or a shell per machine) set TF_CONFIG in every worker:
+    {"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker", "index": 0}}
+With no "chief" in the cluster, worker 0 is the chief: it alone writes TensorBoard, best.keras, the
+export and the final metrics. Every worker must still take part in every save (variables such as metric
+totals are aggregated across workers while they are read), so the others write to a temporary folder
+of their own and delete it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from alexnet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Task:
+    """This process's task: its type and index, the number of tasks, and whether it is the chief."""
+
+    type: str = "worker"
+    index: int = 0
+    count: int = 1
+    has_chief: bool = False  # whether the cluster names a "chief" task
+
+    @property
+    def is_chief(self) -> bool:
+        """The chief writes the run's files; with no "chief" task, worker 0 is it."""
+        return self.type == "chief" or (self.type == "worker" and self.index == 0 and not self.has_chief)
+
+    @property
+    def name(self) -> str:
+        """E.g. "worker 1"."""
+        return f"{self.type} {self.index}"
+
+    def temp_dir_name(self) -> str:
+        """The folder a non-chief task saves into (and then deletes) where the chief saves the real thing."""
+        return f"workertemp_{self.type}_{self.index}"
+
+
+def current_task(environ=os.environ) -> Task:
+    """This process's Task from TF_CONFIG; a single worker when TF_CONFIG is unset or names one task."""
+    raw = environ.get("TF_CONFIG", "")
+    if not raw:
+        return Task()
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config.get("task", {})
+        count = sum(len(addresses) for kind, addresses in cluster.items() if kind in ("chief", "worker"))
+        return Task(type=task.get("type", "worker"), index=int(task.get("index", 0)), count=count,
+                    has_chief=bool(cluster.get("chief")))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON of the form {{\"cluster\": {{\"worker\": [\"host:port\", "
+                          f"...]}}, \"task\": {{\"type\": \"worker\", \"index\": 0}}}}: {e}") from e
+
+
+SINGLE_WORKER = Task()  # a process outside any multi-worker job
+
+
+# Words of the errors TensorFlow raises in a survivor when another task of the job dies.
+PEER_LOST_SIGNS = ("heartbeat", "task has failed", "preempted", "Socket closed", "Connection reset",
+                   "failed to connect", "UNAVAILABLE", "coordination service")
+
+
+def peer_lost_message(task: Task, detail: str) -> str:
+    """The one line a survivor prints: what happened and what to do."""
+    return (f"{task.name} lost a peer worker ({detail}): restart all workers with the same command; training "
+            f"resumes from the last backup")
+
+
+def is_peer_loss(error: BaseException) -> bool:
+    """Whether a TensorFlow error raised during multi-worker training means another task died."""
+    import tensorflow as tf
+
+    lost_kinds = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
+                  tf.errors.CancelledError, tf.errors.InternalError)
+    return isinstance(error, lost_kinds) and any(sign.lower() in str(error).lower() for sign in PEER_LOST_SIGNS)
+
+
+class PeerWatchdog:
+    """Ends the process with PeerLostError's exit code when training makes no progress for `seconds`.
+
+    A survivor can hang inside a collective when a peer dies instead of failing; the coordination
+    service's heartbeat usually turns that into an error within seconds, and this bounds the rest.
+    `tick()` is called on every step, evaluation step and epoch end; `stop()` ends the watch.
+    """
+
+    def __init__(self, task: Task, seconds: float):
+        import threading
+
+        self.task, self.seconds = task, seconds
+        self.last = time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="peer-watchdog", daemon=True)
+        self.thread.start()
+
+    def tick(self) -> None:
+        self.last = time.monotonic()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def _watch(self) -> None:
+        from alexnet.errors import PeerLostError
+
+        while not self.done.wait(1.0):
+            if time.monotonic() - self.last > self.seconds:
+                print(f"error: {peer_lost_message(self.task, f'no training progress for {self.seconds:.0f} s')}",
+                      file=sys.stderr, flush=True)
+                os._exit(PeerLostError.exit_code)  # the main thread may be stuck in a collective

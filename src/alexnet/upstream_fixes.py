@@ -1,0 +1,59 @@
+"""Workarounds for upstream bugs, in one place, applied only where they are needed (multi-worker training).
+
+Checked against keras 3.15.1 and tensorflow 2.21.0 (requirements.txt). Each has a test
+(tests/test_upstream_fixes.py) that shows the bug without the workaround, so the day Keras fixes it that
+test fails and says the workaround can go.
+
+1. keras-team/keras#20585, tensorflow/tensorflow#72388: under MultiWorkerMirroredStrategy with 2 or more
+   workers, `reduce_per_replica(..., reduction="auto")` (which fit and evaluate pass themselves, whatever
+   `distribute_reduction_method` says) becomes `strategy.reduce("MEAN", v, axis=0)` and fails on the
+   scalar step logs: "Invalid reduction dimension 0 for input with 0 dimensions". The fix reduces rank-0
+   values over the replicas only (axis=None).
+2. keras-team/keras#20329: `TensorFlowTrainer._maybe_symbolic_build` reduces the whole first distributed
+   batch with `strategy.reduce("MEAN", batch, axis=None)` just to learn its shapes, which fails under
+   MultiWorkerMirroredStrategy ("Attempt to convert a value (PerReplica...) to a Tensor"). The fix builds
+   from the first local replica's batch, which has the same shapes.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+UPSTREAM_ISSUES = ("keras-team/keras#20585", "tensorflow/tensorflow#72388", "keras-team/keras#20329")
+_original_reduce_per_replica = keras_tf_trainer.reduce_per_replica
+_original_symbolic_build = keras_tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+
+
+def _reduce_per_replica(values, strategy, reduction):
+    """reduce_per_replica, with "auto"/"mean" over the replicas only (axis=None) under multi-worker strategies."""
+    if reduction in ("auto", "mean") and keras_tf_trainer._collective_all_reduce_multi_worker(strategy):
+        return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+    return _original_reduce_per_replica(values, strategy, reduction)
+
+
+def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    """_maybe_symbolic_build that takes the first local replica's batch instead of reducing the whole batch."""
+    if self._distribute_strategy is None or iterator is None:
+        return _original_symbolic_build(self, iterator, data_batch)
+    for _, _, it in iterator:
+        batch = next(it)
+        data_batch = tree.map_structure(
+            lambda x: self.distribute_strategy.experimental_local_results(x)[0]
+            if isinstance(x, tf.distribute.DistributedValues) else x, batch)
+        break
+    with self.distribute_strategy.scope():
+        self._symbolic_build(data_batch=data_batch)
+
+
+def apply_multi_worker_fixes() -> None:
+    """Installs both workarounds (idempotent). Call only when training under MultiWorkerMirroredStrategy."""
+    keras_tf_trainer.reduce_per_replica = _reduce_per_replica
+    keras_tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+
+
+def remove_multi_worker_fixes() -> None:
+    """Restores the upstream functions (for the tests that show the bugs)."""
+    keras_tf_trainer.reduce_per_replica = _original_reduce_per_replica
+    keras_tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _original_symbolic_build
