@@ -20,7 +20,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: CONFIG=$(CONFIG) RUN=$(RUN) ARGS=\"section.key=value ...\" PORT=$(PORT) IMAGES=\"a.jpg b.png\""
+	@echo "  variables: CONFIG=$(CONFIG) RUN=$(RUN) ARGS=\"section.key=value ...\" PORT=$(PORT) IMAGES=\"a.jpg b.png\" SERVICE_PORT=$(SERVICE_PORT) WORKERS=$(WORKERS)"
 
 # The environment is rebuilt whenever requirements.txt or pyproject.toml is newer than the last install.
 # The package itself is installed editable, so src/ changes need no reinstall and nothing edits sys.path.
@@ -61,7 +61,7 @@ digits: $(VENV)/.installed ## write the real-image check set (scanned digits as 
 prepare: $(VENV)/.installed data ## write CONFIG's data as sharded TFRecords of 256x256 JPEGs (data.colour_stats=true for RGB stats)
 	$(PY) -m alexnet prepare $(RUN_ARGS)
 
-eval: $(VENV)/.installed ## top-1/top-5 error of logs/RUN's best model on the validation split
+eval: $(VENV)/.installed ## the paper's evaluation of logs/RUN: centre and 10-crop errors (Table 2), Figure 4, projector; logs/RUN/eval.json
 	$(PY) -m alexnet eval $(RUN_ARGS)
 
 predict: $(VENV)/.installed ## top-5 classes for IMAGES with logs/RUN's exported model

@@ -176,7 +176,9 @@ def test_a_lost_worker_stops_the_survivor_with_a_restart_code_and_a_restart_resu
     assert chief.returncode == 138, output[-3000:]
     assert waited < 60 + 30, waited  # the configured bound, plus the time to notice and exit
     lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "worker 0 lost a peer worker" in lines[0] and "restart all workers" in lines[0]
+    assert len(lines) == 1 and "restart all workers with the same command" in lines[0], lines
+    assert lines[0].startswith("error: worker 1 of the job was lost (worker 0 noticed: ") or lines[0].startswith(
+        "error: a peer worker of the job was lost (worker 0 noticed: no training progress for 60 s)"), lines
     assert not (run / rundir.FINAL_METRICS).exists()
 
     # The whole cluster restarts with the same command: it resumes, with the same schedule.
@@ -199,3 +201,13 @@ def test_the_kubeflow_manifest_runs_the_readmes_command():
     section = readme[readme.index("## Several GPUs, several machines"):readme.index("## Performance")]
     assert section.count(f"  {command}") == 2  # the command each machine runs
     assert worker["replicas"] == 2 and worker["restartPolicy"] == "ExitCode"  # restarts on 138 (a lost peer)
+
+
+def test_the_lost_task_is_read_from_tensorflows_error():
+    from alexnet.cluster import Task, lost_tasks, peer_lost_message
+
+    chief = Task("worker", 0, 3)
+    text = ("{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:0/device:CPU:0}} "
+            "Collective ops is aborted by: Error reported from /job:worker/task:2: heartbeat timeout")
+    assert lost_tasks(chief, text) == ["worker 2"]
+    assert peer_lost_message(chief, "Socket closed").startswith("a peer worker of the job was lost (worker 0 noticed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class Task:
 
     def temp_dir_name(self) -> str:
         """The folder a non-chief task saves into (and then deletes) where the chief saves the real thing."""
-        return f"workertemp_{self.type}_{self.index}"
+        return f".workertemp_{self.type}_{self.index}"
 
 
 def current_task(environ=os.environ) -> Task:
@@ -67,10 +68,18 @@ PEER_LOST_SIGNS = ("heartbeat", "task has failed", "preempted", "Socket closed",
                    "failed to connect", "UNAVAILABLE", "coordination service")
 
 
-def peer_lost_message(task: Task, detail: str) -> str:
-    """The one line a survivor prints: what happened and what to do."""
-    return (f"{task.name} lost a peer worker ({detail}): restart all workers with the same command; training "
-            f"resumes from the last backup")
+def lost_tasks(task: Task, error_text: str) -> list[str]:
+    """The other tasks ("worker 1") that TensorFlow's error text names, as /job:worker/task:1."""
+    found = {f"{kind} {index}" for kind, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", error_text)}
+    return sorted(found - {task.name})
+
+
+def peer_lost_message(task: Task, error_text: str) -> str:
+    """The one line a survivor prints: which task was lost (when TensorFlow's error says), what to do."""
+    lost = lost_tasks(task, error_text)
+    who = " and ".join(lost) if lost else "a peer worker"
+    return (f"{who} of the job was lost ({task.name} noticed: {error_text.strip().splitlines()[0][:160]}): "
+            f"restart all workers with the same command; training resumes from the last backup")
 
 
 def is_peer_loss(error: BaseException) -> bool:

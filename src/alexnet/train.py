@@ -191,7 +191,8 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     Every worker restores from the chief's backup and takes part in every save (metric variables are
     aggregated across workers while they are read); a worker other than the chief saves into a folder of
-    its own inside the backup and deletes it at once, and never deletes the chief's backup.
+    its own beside the backup and deletes it at once. The backup is deleted by `finish`, once the run is
+    complete and exported, not when fit ends.
     """
 
     def __init__(self, backup_dir: str, task: Task = SINGLE_WORKER, **kwargs):
@@ -210,7 +211,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         names = ("backup_dir", "_weights_path", "_training_metadata_path", "_prev_weights_path",
                  "_prev_training_metadata_path")
         chief = {name: getattr(self, name) for name in names}
-        temp = os.path.join(self.backup_dir, self.task.temp_dir_name())
+        # Beside the chief's backup, not in it: the chief deletes its backup when the run completes.
+        temp = os.path.join(os.path.dirname(self.backup_dir), self.task.temp_dir_name())
         for name in names:
             setattr(self, name, chief[name].replace(chief["backup_dir"], temp, 1))
         os.makedirs(temp, exist_ok=True)
@@ -221,9 +223,6 @@ class Backup(keras.callbacks.BackupAndRestore):
                 setattr(self, name, value)
             shutil.rmtree(temp, ignore_errors=True)
 
-    def on_train_end(self, logs=None):
-        if self.task.is_chief:
-            super().on_train_end(logs)
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -248,7 +247,7 @@ class KeepBest(keras.callbacks.Callback):
             return
         self.best = val["top1_error"]
         chief = self.task.is_chief
-        tmp = self.path.with_name(".best.tmp.keras" if chief else f".best.{self.task.temp_dir_name()}.keras")
+        tmp = self.path.with_name(".best.tmp.keras" if chief else f"{self.task.temp_dir_name()}.best.keras")
         self.model.save(tmp)
         if not chief:
             tmp.unlink()
@@ -262,7 +261,8 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task =
     """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting (the chief's), best model."""
     t = config.train
     callbacks = [
-        Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True),
+        Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True,
+               delete_checkpoint=False),
         LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=task.is_chief),
         KeepBest(run, task),
     ]
@@ -297,7 +297,7 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
         )
     except Exception as e:
         if watchdog and is_peer_loss(e):
-            raise PeerLostError(peer_lost_message(task, str(e).strip().splitlines()[0][:200])) from e
+            raise PeerLostError(peer_lost_message(task, str(e))) from e
         raise
     finally:
         if watchdog:
