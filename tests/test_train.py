@@ -68,6 +68,7 @@ def test_mirrored_strategy_on_two_cpu_devices(small_data, tmp_path):
                           "train.strategy=mirrored", "train.cpu_devices=2", "tensorboard.images=false",
                           "tensorboard.histograms=false"])
     assert code == 0, out + err
-    assert "MirroredStrategy with 2 replica(s), per-replica batch 8, global batch 16" in out
+    assert "strategy MirroredStrategy, 1 worker(s) (this is worker 0, the chief), 2 replica(s), per-replica batch 8, " \
+           "global batch 16" in out
     assert steps(scalars(tmp_path / "mirrored" / rundir.TRAIN_EVENTS)["loss"]) == [1, 2, 3]
     assert (tmp_path / "mirrored" / rundir.EXPORT / "saved_model.pb").exists()
