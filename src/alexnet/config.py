@@ -117,6 +117,8 @@ class TrainConfig:
     warmup_epochs: float = field(default=0.0, metadata=_range(0.0))
     # Scale the gradients down so that their global norm is at most this (0: no clipping; not in the paper).
     clip_norm: float = field(default=0.0, metadata=_range(0.0))
+    # Train against (1 - s) one-hot + s / classes instead of the one-hot labels (0: off, as in the paper).
+    label_smoothing: float = field(default=0.0, metadata=_range(0.0, 1.0))
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
     # auto: MultiWorkerMirroredStrategy when TF_CONFIG names more than one task, else MirroredStrategy when

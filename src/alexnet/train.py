@@ -26,7 +26,7 @@ from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
 from alexnet.finetune import FreezeLayers, load_matching_weights
 from alexnet.input_pipeline import make_dataset, through_service
-from alexnet.metrics import compiled_metrics, validation_errors
+from alexnet.metrics import compiled_metrics, training_loss, validation_errors
 from alexnet.model import build_from_config
 from alexnet.optim import PaperSGD
 from alexnet.reporting import TrainingReporter
@@ -182,8 +182,8 @@ def compile_model(model: keras.Model, train_config) -> None:
     )
     if train_config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # float16 gradients underflow without it
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=compiled_metrics(),
-                  jit_compile=train_config.jit_compile)
+    model.compile(optimizer=optimizer, loss=training_loss(train_config.label_smoothing),
+                  metrics=compiled_metrics(), jit_compile=train_config.jit_compile)
 
 
 class Backup(keras.callbacks.BackupAndRestore):
