@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.config import load_config
+from alexnet.model import WEIGHTED_LAYERS
 from alexnet.train import build_model
 from conftest import TINY, all_tags, cli, scalars, steps, tiny_config
 
@@ -45,6 +46,10 @@ def test_a_finished_run_holds_its_tensorboard_series(tiny_run):
     assert {"inputs/augmented", "filters/conv1", "config", "final/top1_error", "final/top5_error"} <= root_tags
     assert "_hparams_/session_start_info" in root_tags
     assert any(t.startswith("weights/conv1/kernel") for t in root_tags)
+    # Per-layer statistics every tensorboard.layer_stats_steps (50) steps: at step 0 in a 2-step run.
+    for name in WEIGHTED_LAYERS:
+        for statistic in ("activation_rms", "image_spread", "dead_fraction", "gradient_norm", "weight_norm"):
+            assert steps(train[f"layers/{name}/{statistic}"]) == [0], (name, statistic)
 
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from alexnet.errors import ConfigError
+from alexnet.errors import ConfigError, PeerLostError
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,14 @@ class PeerWatchdog:
         self.thread.start()
 
     def tick(self) -> None:
+        """Records training progress (called after every step)."""
         self.last = time.monotonic()
 
     def stop(self) -> None:
+        """Ends the watch (training finished or failed on its own)."""
         self.done.set()
 
     def _watch(self) -> None:
-        from alexnet.errors import PeerLostError
-
         while not self.done.wait(1.0):
             if time.monotonic() - self.last > self.seconds:
                 print(f"error: {peer_lost_message(self.task, f'no training progress for {self.seconds:.0f} s')}",

@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alexnet.demo_data import SIDE_RANGE, generate_once, smooth_noise, write_all
+from alexnet.demo_data import JPEG_QUALITY, SIDE_RANGE, generate_once, smooth_noise, write_all
 
 VERSION = 1
 SEED = 1998  # the UCI set's year
 VAL_FRACTION = 0.2
 DIGIT_FRACTION = (0.12, 0.30)  # digit height / shorter image side: small objects, as in many photos
 MAX_ROTATION = 15  # degrees
-JPEG_QUALITY = 90
 
 
 def load_scans() -> tuple[np.ndarray, np.ndarray]:

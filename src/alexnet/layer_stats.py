@@ -9,7 +9,7 @@ writes, for every weighted layer (conv1..conv5, fc6..fc8), these scalars under `
   of each output unit, averaged over the units, divided by activation_rms. Near 0, every image looks the
   same to the layers above and the classifier has nothing to separate: the loss stays at ln(classes);
 - dead_fraction: the fraction of output units that are zero for every probe image;
-- gradient_norm and weight_norm: of the layer's kernel, for the probe batch's mean loss; their ratio
+- gradient_norm and weight_norm: of the layer's kernel, for the probe batch's mean training loss; their ratio
   times the learning rate is the relative size of a step.
 """
 
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+from alexnet.model import WEIGHTED_LAYERS
 
 
 class LayerProbe:
@@ -31,12 +31,13 @@ class LayerProbe:
         outputs = [model.get_layer(n).output for n in self.names]
         self.model = keras.Model(model.inputs, [*outputs, model.output])  # shares model's layers and weights
         self.kernels = [model.get_layer(n).kernel for n in self.names]
+        self.loss = keras.losses.get(model.loss)  # the compiled training loss (label smoothing included)
 
     def __call__(self, images, labels) -> dict:
         """{"layers/<name>/<statistic>": value} for images and their labels."""
         with tf.GradientTape() as tape:
             *activations, probabilities = self.model(images, training=False)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+            loss = tf.reduce_mean(self.loss(labels, probabilities))
         gradients = tape.gradient(loss, [k.value for k in self.kernels])
         stats = {}
         for name, activation, kernel, gradient in zip(self.names, activations, self.kernels, gradients, strict=True):

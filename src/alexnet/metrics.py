@@ -1,7 +1,8 @@
 """The metrics a run compiles, and their conversion to the errors the paper reports (section 6).
 
 Keras logs accuracies under the names below ("top1", "val_top1", ...); everything that reads them (the
-learning-rate schedule, the best-model keeper, the reporter, evaluation) goes through `errors`.
+learning-rate schedule, the best-model keeper, the reporter) goes through `errors`. The training loss
+(with optional label smoothing) is chosen here too.
 """
 
 from __future__ import annotations

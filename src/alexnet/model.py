@@ -21,9 +21,10 @@ from alexnet.errors import ConfigError, DataError
 
 # Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision).
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
-# Eigenvalues and eigenvectors of the 3x3 RGB covariance of ImageNet pixels, 0-255 scale (section 4.1;
-# fb.resnet.torch's eigenvalues for [0, 1] pixels times 255, as in MXNet/GluonCV). Column j of
-# IMAGENET_EIGVEC is eigenvector j (the same layout as fb.resnet.torch's Lighting transform).
+# Eigenvalues and eigenvectors of the 3x3 RGB covariance of ImageNet pixels (section 4.1), for noise added
+# to 0-255 pixels: the eigenvalues of the [0, 1]-pixel covariance times 255 (fb.resnet.torch's, as in
+# MXNet/GluonCV; the paper does not state its scale). Column j of IMAGENET_EIGVEC is eigenvector j (the
+# same layout as fb.resnet.torch's Lighting transform).
 IMAGENET_EIGVAL = (55.46, 4.794, 1.148)
 IMAGENET_EIGVEC = (
     (-0.5675, 0.7192, 0.4009),
@@ -44,6 +45,7 @@ VARIANTS = {
     "owt": {"filters": (64, 192, 384, 256, 256), "groups": (1, 1, 1, 1, 1), "lrn": False},
 }
 FC_UNITS = 4096  # fc6 and fc7 (section 3.5)
+WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 
 def lrn_reference_ops(x, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN_ALPHA, beta=LRN_BETA):
@@ -85,7 +87,8 @@ class PCAColourNoise(layers.Layer):
     """Casts uint8 images to float32 and, in training, adds sum_i p_i * alpha_i * lambda_i to every pixel.
 
     alpha_i ~ N(0, stddev) is drawn once per image (section 4.1); p_i, lambda_i are the eigenvectors
-    (columns of eigvec) and eigenvalues of the RGB pixel covariance. Inference returns the cast input.
+    (columns of eigvec) and eigenvalues of the RGB pixel covariance, the eigenvalues in IMAGENET_EIGVAL's
+    convention ([0, 1]-pixel covariance times 255). Inference returns the cast input.
     """
 
     def __init__(self, stddev=0.1, eigval=IMAGENET_EIGVAL, eigvec=IMAGENET_EIGVEC, seed=None, **kwargs):
@@ -197,12 +200,11 @@ def build_alexnet(
     filters = [f + f % 2 if g == 2 else f for f, g in zip(filters, spec["groups"], strict=True)]
     fc_units = max(1, round(FC_UNITS * width))
     _kernel_initializer(init, None)  # fail on a bad name before building anything
-    weighted = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
     def kernel_init(name):
         if zero_fc8 and name == "fc8":
             return "zeros"
-        return _kernel_initializer(init, None if seed is None else seed + weighted.index(name))
+        return _kernel_initializer(init, None if seed is None else seed + WEIGHTED_LAYERS.index(name))
     # Biases 1 in conv2, conv4, conv5, fc6, fc7 "to accelerate the early stages of learning" (section 5);
     # he_normal starts every bias at 0, as He et al. do.
     ones_bias = {"conv2", "conv4", "conv5", "fc6", "fc7"} if init == "paper" else set()

@@ -109,8 +109,8 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
 
     def encode(index, example):
         square = resized_square(example[0], resize_size)
-        pixels = tf.random.uniform([PIXELS_PER_IMAGE], 0, resize_size**2, tf.int32)
-        sample = tf.gather(tf.reshape(square, [-1, 3]), pixels)
+        indices = tf.random.uniform([PIXELS_PER_IMAGE], 0, resize_size**2, tf.int32)
+        sample = tf.gather(tf.reshape(square, [-1, 3]), indices)
         return index, tf.io.encode_jpeg(square, quality=JPEG_QUALITY), example[1], sample
 
     # In order, so a gap in the indices names the example that failed to decode (ignore_errors is silent).

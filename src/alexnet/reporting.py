@@ -73,8 +73,9 @@ class TrainingReporter(keras.callbacks.Callback):
     """Writes TensorBoard summaries and prints one line per epoch.
 
     Scalars (train and validation): loss, top-1/top-5 error, learning rate, images per second, epoch
-    time. Images: augmented inputs as the network sees them, conv1 filters. Weight histograms, the
-    resolved config as text and as hparams with the final metrics, and an optional profiler trace.
+    time; every `tensorboard.layer_stats_steps` steps, per-layer statistics (layer_stats.py). Images:
+    augmented inputs as the network sees them, conv1 filters. Weight histograms, the resolved config as
+    text and as hparams with the final metrics, and an optional profiler trace.
     """
 
     def __init__(self, run_dir, config, global_batch_size: int, sample=None, every_steps: int = 10):
@@ -129,8 +130,7 @@ class TrainingReporter(keras.callbacks.Callback):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[0]:
             tf.profiler.experimental.start(str(self.run_dir / rundir.PROFILE))
         every = self.config.tensorboard.layer_stats_steps
-        step = self._step()
-        if every and self.sample is not None and step % every == 0:
+        if every and self.sample is not None and (step := self._step()) % every == 0:
             self.probe = self.probe or LayerProbe(self.model)
             self._scalars(rundir.TRAIN_EVENTS, step, self.probe(*self.sample))
 

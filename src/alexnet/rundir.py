@@ -43,7 +43,8 @@ CONTENTS = {
     CONFIG: "the resolved configuration",
     CLASSES: "class names, in label order",
     f"{TRAIN_EVENTS}/": ("TensorBoard, training: loss, top-1/top-5 error, learning rate, images/s every "
-                         "`tensorboard.every_steps` steps, and per epoch with the epoch time"),
+                         "`tensorboard.every_steps` steps, and per epoch with the epoch time; per-layer "
+                         "activation and gradient statistics (`layers/*`) every `tensorboard.layer_stats_steps`"),
     f"{VALIDATION_EVENTS}/": "TensorBoard, validation: loss, top-1/top-5 error per epoch",
     EVENT_FILES: ("TensorBoard, the rest: augmented inputs as the network sees them, conv1 filters (the paper's "
                   "Figure 3), weight histograms, hparams with the final metrics, the config as text"),

@@ -1,7 +1,7 @@
 """Learning-rate control: linear warm-up, then the paper's divide-by-10-on-plateau, a step or a cosine schedule.
 
-The state (drops so far, best validation error, epochs without improvement) is written after every epoch,
-so a resumed run continues with the learning rate it had.
+The state (drops so far, best validation error, epochs without improvement) is written after every epoch
+(by the chief alone under several workers), so a resumed run continues with the learning rate it had.
 """
 
 from __future__ import annotations

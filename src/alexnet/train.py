@@ -37,7 +37,11 @@ from alexnet.upstream_fixes import apply_multi_worker_fixes
 
 
 def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
-    """Trains config's model into run_dir, exports it and returns the best epoch's validation metrics."""
+    """Trains config's model into run_dir, exports it and returns the best epoch's validation metrics.
+
+    Under MultiWorkerMirroredStrategy only the chief exports and reports: the other workers return
+    {"train_seconds"} alone.
+    """
     run, task = RunDir(run_dir), current_task()
     strategy = make_strategy(config.train, task)
     run.start(config, write=task.is_chief)
@@ -177,7 +181,7 @@ def compile_model(model: keras.Model, train_config) -> None:
         momentum=train_config.momentum,
         paper_weight_decay=train_config.weight_decay,
         decay_biases=train_config.decay_biases,
-        frozen_layers=train_config.freeze if train_config.freeze_epochs else (),
+        frozen_layers=train_config.freeze,  # the config check sets freeze and freeze_epochs together
         global_clipnorm=train_config.clip_norm or None,
     )
     if train_config.precision == "mixed_float16":
@@ -208,6 +212,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         os.makedirs(self.backup_dir, exist_ok=True)  # the parent's makedirs races with the other workers'
         if self.task.is_chief:
             return super()._save_model()
+        # BackupAndRestore's paths in Keras 3.15.1 (private: getattr fails loudly, and the two-worker test
+        # with it, should a later Keras rename them).
         names = ("backup_dir", "_weights_path", "_training_metadata_path", "_prev_weights_path",
                  "_prev_training_metadata_path")
         chief = {name: getattr(self, name) for name in names}

@@ -1,8 +1,8 @@
 """Workarounds for upstream bugs, in one place, applied only where they are needed (multi-worker training).
 
-Checked against keras 3.15.1 and tensorflow 2.21.0 (requirements.txt). Each has a test
-(tests/test_upstream_fixes.py) that shows the bug without the workaround, so the day Keras fixes it that
-test fails and says the workaround can go.
+Checked against keras 3.15.1 and tensorflow 2.21.0 (requirements.txt). tests/test_multi_worker.py trains
+two workers with and without them: without, both bugs must still occur, so the day Keras fixes them that
+test fails and says the workarounds can go.
 
 1. keras-team/keras#20585, tensorflow/tensorflow#72388: under MultiWorkerMirroredStrategy with 2 or more
    workers, `reduce_per_replica(..., reduction="auto")` (which fit and evaluate pass themselves, whatever
@@ -37,12 +37,10 @@ def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     """_maybe_symbolic_build that takes the first local replica's batch instead of reducing the whole batch."""
     if self._distribute_strategy is None or iterator is None:
         return _original_symbolic_build(self, iterator, data_batch)
-    for _, _, it in iterator:
-        batch = next(it)
-        data_batch = tree.map_structure(
-            lambda x: self.distribute_strategy.experimental_local_results(x)[0]
-            if isinstance(x, tf.distribute.DistributedValues) else x, batch)
-        break
+    _, _, it = next(iter(iterator))
+    data_batch = tree.map_structure(
+        lambda x: self.distribute_strategy.experimental_local_results(x)[0]
+        if isinstance(x, tf.distribute.DistributedValues) else x, next(it))
     with self.distribute_strategy.scope():
         self._symbolic_build(data_batch=data_batch)
 
@@ -51,9 +49,3 @@ def apply_multi_worker_fixes() -> None:
     """Installs both workarounds (idempotent). Call only when training under MultiWorkerMirroredStrategy."""
     keras_tf_trainer.reduce_per_replica = _reduce_per_replica
     keras_tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
-
-
-def remove_multi_worker_fixes() -> None:
-    """Restores the upstream functions (for the tests that show the bugs)."""
-    keras_tf_trainer.reduce_per_replica = _original_reduce_per_replica
-    keras_tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _original_symbolic_build
