@@ -200,11 +200,15 @@ def tiny_config(data_dir, *extra):
 
 @pytest.fixture(scope="session")
 def tiny_run(small_data, tmp_path_factory):
-    """A finished one-epoch run of the tiny network on small_data, trained once for every test that reads it."""
+    """A finished one-epoch run of the tiny network on small_data, trained once for every test that reads it.
+
+    With label smoothing, so the command-line tests load a model whose loss is this project's own class in
+    a fresh process (as `make eval` and `make export` do).
+    """
     from alexnet.train import train_and_evaluate
 
     run_dir = tmp_path_factory.mktemp("logs") / "tiny"
     keras.backend.clear_session()
-    train_and_evaluate(tiny_config(small_data, "tensorboard.profile_steps=0,1"), run_dir)
+    train_and_evaluate(tiny_config(small_data, "tensorboard.profile_steps=0,1", "train.label_smoothing=0.1"), run_dir)
     keras.backend.clear_session()
     return run_dir

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+import alexnet.metrics  # noqa: F401  registers the smoothed training loss
 import alexnet.model  # noqa: F401  registers the custom layers a .keras file names
 import alexnet.optim  # noqa: F401  registers the optimizer
 from alexnet import rundir
