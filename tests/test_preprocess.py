@@ -110,6 +110,10 @@ def test_paper_crops_reach_all_four_corners_and_flip_half_the_time():
         assert 0.4 < np.mean([flipped for _, _, flipped in draws]) < 0.6
     again = [corner_offset(preprocess.train_preprocess(png, resize, SIZE, "paper", seed=[i, 7])) for i in range(50)]
     assert eager[:50] == again
+    # data.flip=false: the same crops, never mirrored.
+    unflipped = [corner_offset(preprocess.train_preprocess(png, resize, SIZE, "paper", seed=[i, 7], flips=False))
+                 for i in range(50)]
+    assert unflipped == [(y, x, False) for y, x, _ in eager[:50]]
 
 
 def test_inception_crops_vary_in_position_and_scale():

@@ -85,6 +85,9 @@ class DataConfig:
     resize_size: int = field(default=256, metadata=_range(35))
     # paper: random crop + flip of the 256x256 image (section 4.1); inception: random-resized crop + flip.
     augment: Literal["paper", "inception", "none"] = "paper"
+    # The random horizontal flip of both augmentations (section 4.1); false for classes whose mirror image
+    # is not of the same class (digits, text, road signs).
+    flip: bool = True
     shuffle_buffer: int = field(default=10_000, metadata=_range(1))
     # Where `make prepare` writes TFRecords; "" = data/records/<source name>.
     prepared_dir: str = ""

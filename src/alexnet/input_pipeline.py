@@ -49,7 +49,7 @@ def make_dataset(
                                        rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda example, seed: (
-                train_preprocess(example[0], data.resize_size, image_size, data.augment, seed),
+                train_preprocess(example[0], data.resize_size, image_size, data.augment, seed, data.flip),
                 tf.cast(example[1], tf.int32),
             ),
             num_parallel_calls=AUTOTUNE,

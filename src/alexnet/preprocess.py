@@ -35,12 +35,14 @@ def decode_rgb(encoded):
     return image
 
 
-def train_preprocess(encoded, resize_size: int, image_size: int, augment: str = "paper", seed=None):
+def train_preprocess(encoded, resize_size: int, image_size: int, augment: str = "paper", seed=None,
+                     flips: bool = True):
     """Encoded image -> uint8 (image_size, image_size, 3) training crop.
 
     paper: a random image_size crop of the central square resized to resize_size, and a random horizontal
     flip (section 4.1). inception: a random-resized crop of the whole image, resized to image_size, and a
     flip. none: eval_preprocess. seed: a stateless seed of shape (2,); None draws one from the global generator.
+    flips=False: never mirrored (the crops stay those of the same seed).
     """
     if augment not in AUGMENTATIONS:
         raise ConfigError(f"data.augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
@@ -50,7 +52,7 @@ def train_preprocess(encoded, resize_size: int, image_size: int, augment: str = 
     if seed is None:
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    flip = tf.random.stateless_uniform([], flip_seed) < 0.5
+    flip = tf.logical_and(tf.random.stateless_uniform([], flip_seed) < 0.5, flips)
     if augment == "paper":
         offset = tf.random.stateless_uniform([2], crop_seed, maxval=resize_size - image_size + 1, dtype=tf.int32)
         return paper_crop(encoded, resize_size, image_size, offset, flip)
