@@ -9,7 +9,8 @@ saved as a JPEG. 20% of each class (359 images) is the validation split, the res
 Every image comes from its own seed, so every run writes the same bytes.
 
 Not part of `make train`'s default path: `make digits` writes it into the folder config's data.dir, and
-`make train CONFIG=configs/folder.yaml RUN=digits` trains on it.
+`make train CONFIG=configs/folder.yaml RUN=digits ARGS="data.flip=false"` trains on it (digits are not
+mirror-symmetric).
 """
 
 from __future__ import annotations
