@@ -30,6 +30,8 @@ def test_ten_crops_are_the_corners_and_centre_of_the_256_square_then_their_mirro
             plain, mirrored = crops[i], crops[i + 5]
             assert (plain[0, 0, 1], plain[0, 0, 0], plain[0, -1, 0]) == (y, x, x + 226)
             np.testing.assert_array_equal(mirrored, plain[:, ::-1])
+    # Without mirrors (a run trained with data.flip=false): the five patches alone.
+    np.testing.assert_array_equal(ten_crops(position_png(), 256, 227, mirrors=False), crops[:5])
 
 
 def test_the_prediction_is_the_mean_of_the_ten_softmaxes():
@@ -67,7 +69,8 @@ def test_nearest_neighbours_on_a_hand_made_embedding():
 
 
 def test_table2_names_the_data_and_says_when_rows_are_not_comparable():
-    result = {name: {"top1_error": 0.25, "top5_error": 0.05, "images": 370} for name in ("centre", "ten_crop")}
+    result = {name: {"top1_error": 0.25, "top5_error": 0.05, "images": 370, "crops": 10}
+              for name in ("centre", "ten_crop")}
     table = evaluate.table2(result, "folder data/demo")
     lines = table.splitlines()
     assert any("paper, 1 CNN" in line and "40.7%" in line and "18.2%" in line for line in lines)
@@ -75,6 +78,9 @@ def test_table2_names_the_data_and_says_when_rows_are_not_comparable():
     assert any("this run, centre crop" in line and "25.0%" in line and "5.0%" in line for line in lines)
     assert "this run, 10 crops (folder data/demo)" in table and "not comparable" in table
     assert "not comparable" not in evaluate.table2(result, "imagenet2012")
+    result["ten_crop"]["crops"] = 5
+    table = evaluate.table2(result, "folder data/demo")
+    assert "this run, 5 crops, no mirrors (trained without flips) (folder data/demo)" in table
 
 
 def events(directory):

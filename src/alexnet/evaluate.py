@@ -2,10 +2,11 @@
 
 The run's best model goes over the validation split twice: (a) the central crop, (b) the paper's 10-crop
 (four corner patches and the centre patch of the 256x256 square and their mirrors, softmax averaged over
-the ten; one decode per image, the ten crops go through the model together). Then:
+the ten; one decode per image, the ten crops go through the model together; a run trained without flips,
+data.flip=false, gets the five patches alone). Then:
 
 - a table laid out like the paper's Table 2, beside the published figures, printed and in TensorBoard;
-- logs/RUN/eval.json: both passes (top-1 / top-5 error, loss, images, seconds), their time ratio, the
+- logs/RUN/eval.json: both passes (top-1 / top-5 error, loss, images, seconds; crops), their time ratio, the
   per-class top-1 error (worst first);
 - TensorBoard (logs/RUN/eval/): the errors as scalars at the best model's step, the table as text, a
   confusion matrix, Figure 4 left (top-5 predictions of validation images) and right (the training
@@ -33,6 +34,7 @@ from alexnet.rundir import RunDir, write_json
 from alexnet.sources import dataset_info, encoded_examples
 
 # Published single-network errors on the ILSVRC-2012 validation set: (top-1, top-5) (alexnet-recipe.md).
+TEN_CROP_ROWS = {10: "10 crops", 5: "5 crops, no mirrors (trained without flips)"}
 PUBLISHED = {
     "paper, 1 CNN (Table 2, 10 crops)": (0.407, 0.182),
     "torchvision alexnet (centre crop)": (0.4348, 0.2093),
@@ -60,7 +62,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
 
     features = keras.Model(model.input, [model.output, model.get_layer("fc7").output])
     centre = centre_pass(features, make_dataset(data, "val", size, batch), keep)
-    crops = ten_crop_pass(model, encoded_examples(data, "val"), data.resize_size, size, batch)
+    # A run trained without flips never saw mirror images: its 10-crop pass is the five patches alone.
+    crops = ten_crop_pass(model, encoded_examples(data, "val"), data.resize_size, size, batch, mirrors=data.flip)
     if not np.array_equal(crops["labels"], centre["labels"]):
         raise RuntimeError("the centre and 10-crop passes saw the validation images in different orders")
     train_sample = sample_features(features, data, size, batch, settings.train_sample)
@@ -68,7 +71,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     result = {
         "data": {"source": data.source, "name": data.name, "dir": data.dir, "split": data.val_split},
         "centre": errors_of(centre["probabilities"], centre["labels"]) | {"seconds": centre["seconds"]},
-        "ten_crop": errors_of(crops["probabilities"], crops["labels"]) | {"seconds": crops["seconds"]},
+        "ten_crop": errors_of(crops["probabilities"], crops["labels"]) | {"seconds": crops["seconds"],
+                                                                          "crops": crops["crops"]},
         "per_class_top1_error": per_class_errors(centre["probabilities"], centre["labels"], names),
     }
     result["ten_crop_over_centre_seconds"] = crops["seconds"] / max(centre["seconds"], 1e-9)
@@ -77,7 +81,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     step = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) if model.optimizer else 0
     write_tensorboard(run, step, result, table, centre, train_sample, names, settings)
     print(table)
-    print(f"10-crop pass / centre pass: {result['ten_crop_over_centre_seconds']:.1f}x the time "
+    print(f"{crops['crops']}-crop pass / centre pass: {result['ten_crop_over_centre_seconds']:.1f}x the time "
           f"({crops['seconds']:.1f} s / {centre['seconds']:.1f} s for {result['centre']['images']} images)\n"
           f"wrote {run / rundir.EVAL_RECORD} and TensorBoard {run / rundir.EVAL_EVENTS} "
           f"(Scalars, Text, Images: eval/*; Projector: fc7)", flush=True)
@@ -103,16 +107,17 @@ def centre_pass(features: keras.Model, dataset: tf.data.Dataset, keep: int) -> d
 
 
 def ten_crop_pass(model: keras.Model, encoded: tf.data.Dataset, resize_size: int, image_size: int,
-                  images_per_batch: int) -> dict:
-    """Softmax averaged over the ten crops of every image (section 6), and the labels."""
-    crops = encoded.map(lambda e, label: (ten_crops(e, resize_size, image_size), tf.cast(label, tf.int32)),
+                  images_per_batch: int, mirrors: bool = True) -> dict:
+    """Softmax averaged over the ten crops of every image (section 6; five without mirrors), and the labels."""
+    crops_per_image = 10 if mirrors else 5
+    crops = encoded.map(lambda e, label: (ten_crops(e, resize_size, image_size, mirrors), tf.cast(label, tf.int32)),
                         num_parallel_calls=tf.data.AUTOTUNE)
 
     @tf.function(reduce_retracing=True)
     def predict(batch):  # (B, 10, S, S, 3) -> (B, classes): the ten crops of an image go through together
         flat = tf.reshape(batch, [-1, image_size, image_size, 3])
         probabilities = model(flat, training=False)
-        return average_over_crops(probabilities, crops_per_image=10)
+        return average_over_crops(probabilities, crops_per_image)
 
     probabilities, labels = [], []
     start = time.perf_counter()
@@ -120,7 +125,7 @@ def ten_crop_pass(model: keras.Model, encoded: tf.data.Dataset, resize_size: int
         probabilities.append(predict(batch).numpy())
         labels.append(batch_labels.numpy())
     return {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "crops": crops_per_image}
 
 
 def average_over_crops(probabilities, crops_per_image: int):
@@ -191,7 +196,8 @@ def table2(result: dict, name: str) -> str:
     """The errors laid out like the paper's Table 2, the published single-model figures above this run's."""
     rows = [(label, *errors) for label, errors in PUBLISHED.items()]
     rows += [(f"this run, centre crop ({name})", result["centre"]["top1_error"], result["centre"]["top5_error"]),
-             (f"this run, 10 crops ({name})", result["ten_crop"]["top1_error"], result["ten_crop"]["top5_error"])]
+             (f"this run, {TEN_CROP_ROWS[result['ten_crop']['crops']]} ({name})", result["ten_crop"]["top1_error"],
+              result["ten_crop"]["top5_error"])]
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'model':<{width}} | top-1 error | top-5 error |",
              f"|{'-' * (width + 2)}|-------------|-------------|"]

@@ -88,14 +88,17 @@ def ten_crop_offsets(resize_size: int, image_size: int) -> list[tuple[int, int]]
     return [(0, 0), (0, far), (far, 0), (far, far), (centre, centre)]
 
 
-def ten_crops(encoded, resize_size: int, image_size: int):
+def ten_crops(encoded, resize_size: int, image_size: int, mirrors: bool = True):
     """Encoded image -> uint8 (10, image_size, image_size, 3): the five patches of ten_crop_offsets, then their
-    horizontal reflections, all cut from one decode of the resized central square (section 6)."""
+    horizontal reflections, all cut from one decode of the resized central square (section 6).
+
+    mirrors=False: the five patches only, for a model trained without flips (data.flip=false).
+    """
     _check_sizes(resize_size, image_size)
     square = resized_square(encoded, resize_size)
     crops = tf.stack([square[y : y + image_size, x : x + image_size]
                       for y, x in ten_crop_offsets(resize_size, image_size)])
-    return tf.concat([crops, tf.reverse(crops, [2])], axis=0)
+    return tf.concat([crops, tf.reverse(crops, [2])], axis=0) if mirrors else crops
 
 
 def _flip_if(image, flip):
