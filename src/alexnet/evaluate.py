@@ -33,8 +33,9 @@ from alexnet.projector import write_projector
 from alexnet.rundir import RunDir, write_json
 from alexnet.sources import dataset_info, encoded_examples
 
-# Published single-network errors on the ILSVRC-2012 validation set: (top-1, top-5) (alexnet-recipe.md).
+# The multi-crop row of Table 2, by the number of crops averaged (5: a run trained with data.flip=false).
 TEN_CROP_ROWS = {10: "10 crops", 5: "5 crops, no mirrors (trained without flips)"}
+# Published single-network errors on the ILSVRC-2012 validation set: (top-1, top-5) (alexnet-recipe.md).
 PUBLISHED = {
     "paper, 1 CNN (Table 2, 10 crops)": (0.407, 0.182),
     "torchvision alexnet (centre crop)": (0.4348, 0.2093),
