@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -100,8 +101,6 @@ class PeerWatchdog:
     """
 
     def __init__(self, task: Task, seconds: float):
-        import threading
-
         self.task, self.seconds = task, seconds
         self.last = time.monotonic()
         self.done = threading.Event()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,11 +308,6 @@ def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
-def save_config(config: Config, path: str | Path) -> None:
-    """Writes the resolved config as YAML (readable back with load_config), whole or not at all: under a
-    temporary name, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+def config_yaml(config: Config) -> str:
+    """The resolved config as YAML, readable back with load_config."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

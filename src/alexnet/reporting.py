@@ -13,12 +13,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import api as hp
 
 from alexnet import rundir
-from alexnet.config import to_dict
+from alexnet.config import config_yaml, to_dict
 from alexnet.layer_stats import LayerProbe
 from alexnet.metrics import errors, validation_errors
 
@@ -119,7 +118,7 @@ class TrainingReporter(keras.callbacks.Callback):
             resolved = to_dict(self.config)
             with self.writers[""].as_default(step=step):
                 hp.hparams(flat_hparams(resolved), trial_id=self.run_dir.name)
-                tf.summary.text("config", "```\n" + yaml.safe_dump(resolved, sort_keys=False) + "```")
+                tf.summary.text("config", "```\n" + config_yaml(self.config) + "```")
         self._interval_start = (time.perf_counter(), step)
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from alexnet.config import Config, load_config, save_config
+from alexnet.config import Config, config_yaml, load_config
 from alexnet.errors import DataError, RunFinishedError
 
 CONFIG = "config.yaml"
@@ -73,16 +73,21 @@ def contents_table() -> str:
     return "\n".join(["| path | contents |", "|---|---|", *rows])
 
 
-def write_json(path: str | Path, content) -> None:
-    """Writes content as JSON under a temporary name in the same folder, then renames it into place.
+def write_text(path: str | Path, text: str) -> None:
+    """Writes text under a temporary name in the same folder, then renames it into place.
 
     The rename is atomic, so a reader (or a run resumed after a crash) sees the old file or the new one,
     never half of one.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=1) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str | Path, content) -> None:
+    """Writes content as JSON, atomically (write_text)."""
+    write_text(path, json.dumps(content, indent=1) + "\n")
 
 
 def read_json(path: str | Path):
@@ -115,7 +120,7 @@ class RunDir:
                 f"{self.path} already holds a finished run; choose another RUN=name or remove the directory")
         self.path.mkdir(parents=True, exist_ok=True)
         if write:
-            save_config(config, self.path / CONFIG)
+            write_text(self.path / CONFIG, config_yaml(config))
 
     def require(self, entry: str, hint: str) -> Path:
         """The path of entry, or DataError naming it and what to run (hint) when it does not exist."""

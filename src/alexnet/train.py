@@ -230,7 +230,6 @@ class Backup(keras.callbacks.BackupAndRestore):
             shutil.rmtree(temp, ignore_errors=True)
 
 
-
 class KeepBest(keras.callbacks.Callback):
     """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes).
 
@@ -270,11 +269,10 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task =
         Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True,
                delete_checkpoint=False),
         LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=task.is_chief),
+        *([TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
+                            every_steps=config.tensorboard.every_steps)] if task.is_chief else []),
         KeepBest(run, task),
     ]
-    if task.is_chief:
-        callbacks.insert(2, TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
-                                             every_steps=config.tensorboard.every_steps))
     return callbacks + ([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else [])
 
 
