@@ -5,7 +5,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet.sources import dataset_info
-from conftest import GOOD_FILES, PLAIN_COLOURS, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline
+from conftest import GOOD_FILES, PLAIN_COLOURS, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline, solid
 
 
 def test_folder_dataset_delivers_every_good_image_with_its_label(tmp_path):
@@ -82,3 +82,56 @@ def test_a_seeded_deterministic_pipeline_repeats_its_crops_flips_and_order(tmp_p
     repeated = pipeline(strict, "train").repeat(2)
     sums = [images.numpy().sum() for images, _ in repeated]
     assert sums[: len(sums) // 2] != sums[len(sums) // 2 :]
+
+
+def sorted_folder(root, classes=10, per_class=20):
+    """classes x per_class tiny training JPEGs (and one validation image per class): listed class by class."""
+    for c in range(classes):
+        for split, count in (("train", per_class), ("val", 1)):
+            (root / split / f"c{c:02d}").mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (root / split / f"c{c:02d}" / f"{i}.jpg").write_bytes(encode(solid("RGB", (c, i, 0), (8, 8)), "JPEG"))
+
+
+def batch_labels(data, batch=10, seed=0):
+    """The training labels of one epoch of encoded examples, in batches of `batch`."""
+    from alexnet.sources import encoded_examples
+
+    labels = [int(label) for _, label in encoded_examples(data, "train", shuffle=True, seed=seed).as_numpy_iterator()]
+    return [labels[i : i + batch] for i in range(0, len(labels), batch)]
+
+
+# Distinct classes expected in a batch of 10 drawn without replacement from 10 classes x 20 images:
+# 10 * (1 - C(180, 10) / C(200, 10)).
+EXPECTED_DISTINCT = 10 * (1 - np.prod([(180 - i) / (200 - i) for i in range(10)]))
+
+
+def assert_mixed_like_a_full_shuffle(batches):
+    distinct = np.mean([len(set(b)) for b in batches])
+    assert abs(distinct - EXPECTED_DISTINCT) < 0.8, (distinct, EXPECTED_DISTINCT)
+    # The classes do not march through in order (a window shuffle of the sorted list gives r > 0.95 here).
+    assert abs(np.corrcoef(range(len(batches)), [np.mean(b) for b in batches])[0, 1]) < 0.8
+
+
+def test_the_training_order_is_a_full_shuffle_even_when_the_folder_outgrows_the_buffer(tmp_path):
+    sorted_folder(tmp_path)
+    data = folder_config(tmp_path, "data.shuffle_buffer=8").data  # the buffer holds under half a class
+    first = batch_labels(data)
+    assert sorted(sum(first, [])) == sorted(c for c in range(10) for _ in range(20))  # every image, once
+    assert_mixed_like_a_full_shuffle(first)
+    assert batch_labels(data) == first  # the same seed, the same order
+    assert batch_labels(data, seed=1) != first
+
+
+def test_prepared_records_are_written_and_read_in_a_mixed_order(tmp_path):
+    from alexnet.prepare import prepare
+
+    sorted_folder(tmp_path / "images")
+    folder = folder_config(tmp_path / "images", f"data.prepared_dir={tmp_path / 'records'}").data
+    prepare(folder)
+    records = folder_config(tmp_path / "records", "data.source=records", "data.shuffle_buffer=8").data
+    assert_mixed_like_a_full_shuffle(batch_labels(records))
+    from alexnet.sources import read_records
+
+    on_disk = [int(label) for _, label in read_records(records.dir, "train").as_numpy_iterator()]
+    assert_mixed_like_a_full_shuffle([on_disk[i : i + 10] for i in range(0, len(on_disk), 10)])

@@ -169,11 +169,12 @@ def test_custom_layers_round_trip_through_their_config(layer):
 
 
 # Outputs of a seeded tiny model on a fixed input, stored when the architecture and initialisation were
-# checked against the paper: they change if either drifts (layer order, widths, init, bias constants).
+# checked against the paper (and again when every layer got its own seed stream, alexnet/seeds.py): they
+# change if either drifts (layer order, widths, init, bias constants, the seeding rule).
 EXPECTED_OUTPUTS = {
-    ("he_normal", 1 / 64): [[0.039772, 0.175071, 0.574814, 0.210343], [0.047722, 0.237158, 0.486028, 0.229092],
-                            [0.038202, 0.301939, 0.415842, 0.244018]],
-    ("paper", 1.0): [[0.210104, 0.275422, 0.22656, 0.287914]] * 3,  # biases of 1 dominate the tiny net
+    ("he_normal", 1 / 64): [[0.329988, 0.416916, 0.050863, 0.202233], [0.203203, 0.510107, 0.069486, 0.217204],
+                            [0.178832, 0.528755, 0.080176, 0.212237]],
+    ("paper", 1.0): [[0.234444, 0.174065, 0.248764, 0.342726]] * 3,  # biases of 1 dominate the tiny net
 }
 
 
@@ -248,3 +249,48 @@ def test_per_image_centring_removes_each_images_own_mean_colour():
     expected = (images - images.mean(axis=(1, 2), keepdims=True)) * 0.5
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-4)
+
+
+# ----- randomness: every random layer draws from its own stream of the run's seed -----
+
+SWITCHES = [{}, {"lrn": False}, {"pool_size": 2}, {"remove_conv": "conv3"}, {"activation": "tanh"}]
+
+
+def random_layers(model) -> dict:
+    """{name: layer} of the model's layers that draw random numbers (they own a Keras seed generator)."""
+    return {layer.name: layer for layer in model.layers if hasattr(layer, "seed_generator")}
+
+
+def dropout_masks(model, units: int) -> dict:
+    """{name: boolean mask of kept units} of one training step of each dropout layer on ones((16, units))."""
+    ones = np.ones((16, units), np.float32)
+    return {name: np.asarray(layer(ones, training=True)) != 0
+            for name, layer in random_layers(model).items() if name.startswith("dropout")}
+
+
+@pytest.mark.parametrize("variant", ["paper", "paper_grouped", "owt"])
+@pytest.mark.parametrize("switches", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "paper")
+def test_no_two_random_layers_draw_the_same_numbers(variant, switches):
+    model = build_alexnet(variant, num_classes=5, image_size=67, width=1 / 16, seed=0, **switches)
+    layers_ = random_layers(model)
+    assert set(layers_) == {"colour_noise", "dropout6", "dropout7"}
+    states = {name: tuple(np.asarray(layer.seed_generator.state)) for name, layer in layers_.items()}
+    assert len(set(states.values())) == len(states), states
+    units = model.get_layer("fc7").units if variant != "owt" else model.get_layer("fc6").kernel.shape[0]
+    masks = dropout_masks(model, units)
+    agreement = np.mean(masks["dropout6"] == masks["dropout7"])
+    assert 0.45 < agreement < 0.55, agreement  # independent masks at rate 0.5 agree on half the units
+    assert 0.45 < masks["dropout6"].mean() < 0.55
+
+
+def test_the_same_seed_draws_the_same_masks_and_noise_and_another_seed_does_not():
+    def draws(seed):
+        model = build_alexnet("paper", num_classes=5, image_size=67, width=1 / 16, seed=seed)
+        noise = np.asarray(model.get_layer("colour_noise")(np.zeros((8, 2, 2, 3), np.uint8), training=True))
+        return dropout_masks(model, 256), noise
+
+    (masks, noise), (again, noise_again), (other, _) = draws(3), draws(3), draws(4)
+    for name in masks:
+        np.testing.assert_array_equal(masks[name], again[name])
+        assert np.mean(masks[name] == other[name]) < 0.6
+    np.testing.assert_array_equal(noise, noise_again)

@@ -87,6 +87,8 @@ class DataConfig:
     # The random horizontal flip of both augmentations (section 4.1); false for classes whose mirror image
     # is not of the same class (digits, text, road signs).
     flip: bool = True
+    # Training order: a folder's whole file list is shuffled every epoch before any image is read; records and
+    # TFDS shuffle their file order, then this many encoded examples (the folder source does not use it).
     shuffle_buffer: int = field(default=10_000, metadata=_range(1))
     # Where `make prepare` writes TFRecords; "" = data/records/<source name>.
     prepared_dir: str = ""

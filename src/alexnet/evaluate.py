@@ -136,7 +136,7 @@ def average_over_crops(probabilities, crops_per_image: int):
 
 def sample_features(features: keras.Model, data, image_size: int, batch: int, count: int) -> dict:
     """fc7 vectors, labels and thumbnails of `count` training images (shuffled with a fixed seed; eval crops)."""
-    encoded = encoded_examples(data, "train").shuffle(10_000, seed=0).take(count)
+    encoded = encoded_examples(data, "train", shuffle=True, seed=0).take(count)
     images = encoded.map(lambda e, label: (eval_preprocess(e, data.resize_size, image_size), label),
                          num_parallel_calls=tf.data.AUTOTUNE).batch(batch)
     fc7, labels, thumbnails = [], [], []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from alexnet.preprocess import eval_preprocess, train_preprocess
+from alexnet.seeds import stream_seed
 from alexnet.sources import encoded_examples
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -40,12 +41,11 @@ def make_dataset(
     train = split == "train"
     pipelines, pipeline_id = (
         (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0))
-    ds = encoded_examples(data, split, pipelines, pipeline_id)  # (encoded bytes, label), this pipeline's share
+    # (encoded bytes, label), this pipeline's share; the training split shuffled before any image is decoded.
+    ds = encoded_examples(data, split, pipelines, pipeline_id, shuffle=train, seed=seed)
     if train:
-        # Shuffling the encoded bytes, not decoded images, keeps the buffer ~10x smaller and copies nothing big.
-        ds = ds.shuffle(data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         # One stateless seed per example makes the augmentation reproducible even with parallel map.
-        seeds = tf.data.Dataset.random(seed=None if seed is None else seed + pipeline_id,
+        seeds = tf.data.Dataset.random(seed=stream_seed(seed, f"augment/{pipeline_id}"),
                                        rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda example, seed: (

@@ -18,6 +18,7 @@ import keras
 from keras import layers, ops
 
 from alexnet.errors import ConfigError, DataError
+from alexnet.seeds import stream_seed
 
 # Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision).
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
@@ -204,7 +205,7 @@ def build_alexnet(
     def kernel_init(name):
         if zero_fc8 and name == "fc8":
             return "zeros"
-        return _kernel_initializer(init, None if seed is None else seed + WEIGHTED_LAYERS.index(name))
+        return _kernel_initializer(init, stream_seed(seed, f"init/{name}"))
     # Biases 1 in conv2, conv4, conv5, fc6, fc7 "to accelerate the early stages of learning" (section 5);
     # he_normal starts every bias at 0, as He et al. do.
     ones_bias = {"conv2", "conv4", "conv5", "fc6", "fc7"} if init == "paper" else set()
@@ -229,11 +230,12 @@ def build_alexnet(
                             bias_initializer=bias(name), name=name, dtype=dtype_policy)(x)
 
     def drop(x, name):
-        return layers.Dropout(dropout, seed=seed, name=name, dtype=dtype_policy)(x)
+        # A stream of its own per layer: section 4.2 drops fc6's and fc7's units independently.
+        return layers.Dropout(dropout, seed=stream_seed(seed, f"dropout/{name}"), name=name, dtype=dtype_policy)(x)
 
     images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
-    x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=seed, name="colour_noise",
-                       dtype="float32")(images)
+    x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=stream_seed(seed, "colour_noise"),
+                       name="colour_noise", dtype="float32")(images)
     x = Standardize(stats["mean"], input_scale, per_image_centre, name="standardize", dtype="float32")(x)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:

@@ -20,6 +20,7 @@ from alexnet import rundir
 from alexnet.config import config_yaml, to_dict
 from alexnet.layer_stats import LayerProbe
 from alexnet.metrics import errors, validation_errors
+from alexnet.seeds import stream_seed
 
 
 def last_logged_steps(log_dir: Path) -> dict:
@@ -84,7 +85,7 @@ class TrainingReporter(keras.callbacks.Callback):
         self.global_batch_size = global_batch_size
         self.sample = sample  # (images, labels): a fixed batch of augmented training images, or None
         self.probe = None  # the LayerProbe, built on first use
-        self.colour_noise = None  # a copy of the model's layer, so drawing samples leaves its seed state alone
+        self.colour_noise = None  # a copy of the model's layer with a stream of its own (alexnet/seeds.py)
         self.every_steps = every_steps
         names = (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS, "")
         self.writers = {n: tf.summary.create_file_writer(str(self.run_dir / n)) for n in names}
@@ -174,7 +175,8 @@ class TrainingReporter(keras.callbacks.Callback):
                 if self.sample is not None:
                     if self.colour_noise is None:
                         layer = self.model.get_layer("colour_noise")
-                        self.colour_noise = type(layer).from_config(layer.get_config())
+                        seed = stream_seed(self.config.train.seed, "tensorboard/colour_noise")
+                        self.colour_noise = type(layer).from_config({**layer.get_config(), "seed": seed})
                     seen = self.colour_noise(self.sample[0], training=True)
                     seen = np.clip(keras.ops.convert_to_numpy(seen), 0, 255) / 255.0
                     tf.summary.image("inputs/augmented", tile(seen, columns=8), step=step)

@@ -4,7 +4,7 @@
     tfds:    a TFDS image-classification data set, images left encoded
     records: the TFRecord shards `make prepare` writes (a resize_size square JPEG and a label per record)
 
-`encoded_examples(data, split, pipelines, pipeline_id)` gives one input pipeline's share of a split as
+`encoded_examples(data, split, pipelines, pipeline_id, shuffle, seed)` gives one input pipeline's share of a split as
 (encoded bytes, int64 label); `dataset_info(data)` the class names and example counts. `data` is the
 config's data section.
 """
@@ -21,6 +21,7 @@ import tensorflow as tf
 from alexnet.errors import ConfigError, DataError
 from alexnet.preprocess import decode_rgb
 from alexnet.rundir import read_json, write_json
+from alexnet.seeds import stream_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "val")
@@ -57,20 +58,32 @@ def dataset_info(data) -> DatasetInfo:
     return DatasetInfo(class_names, len(train_files), len(val_files))
 
 
-def encoded_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
-    """(encoded image bytes, int64 label) of split ("train"/"val") for input pipeline pipeline_id of pipelines."""
+def encoded_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
+                     seed: int | None = None) -> tf.data.Dataset:
+    """(encoded image bytes, int64 label) of split ("train"/"val") for input pipeline pipeline_id of pipelines.
+
+    shuffle: in an order redrawn at every pass (epoch), from seed's streams (None: drawn afresh). A folder
+    source shuffles its whole list of (path, label) entries before any file is read, a global shuffle that
+    costs only strings; records and TFDS shuffle their file order and then data.shuffle_buffer examples
+    (both are written in a shuffled order: `make prepare`'s records, TFDS's own preparation).
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if data.source == "records":
-        return read_records(data.dir, split, pipelines, pipeline_id)
+        return read_records(data.dir, split, pipelines, pipeline_id, data.shuffle_buffer if shuffle else 0, seed)
     if data.source == "tfds":
-        ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id)
+        ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id, stream_seed(seed, "shuffle/files"))
+        if shuffle:
+            ds = ds.shuffle(data.shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
+                            reshuffle_each_iteration=True)
         return ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
     class_names = list_folder(data.dir, data.train_split)[0]
     _, files, labels = folder_files(data.dir, data.train_split if split == "train" else data.val_split, class_names)
     # Element-level sharding: every pipeline gets floor or ceil of len/pipelines files, never fewer batches.
     files, labels = files[pipeline_id::pipelines], labels[pipeline_id::pipelines]
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(labels, tf.int64)))
+    if shuffle:  # the files are listed class by class: only a shuffle of the whole list mixes the classes
+        ds = ds.shuffle(len(files), seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
     return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
 
 
@@ -181,8 +194,10 @@ def tfds_builder(data):
     return builder
 
 
-def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
-    """The raw TFDS dataset of role ("train"/"val"), images left encoded, this pipeline's even share."""
+def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 0,
+               file_seed: int | None = None) -> tf.data.Dataset:
+    """The raw TFDS dataset of role ("train"/"val"), images left encoded, this pipeline's even share; the
+    training split's files in an order drawn from file_seed."""
     import tensorflow_datasets as tfds
 
     split = data.train_split if role == "train" else data.val_split
@@ -190,8 +205,8 @@ def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 
         split = "validation"  # the config default "val" is "validation" in TFDS data sets
     if pipelines > 1:
         split = tfds.even_splits(split, pipelines)[pipeline_id]  # sizes differ by at most one example
-    return builder.as_dataset(split=split, shuffle_files=role == "train",
-                              decoders={"image": tfds.decode.SkipDecoding()})
+    return builder.as_dataset(split=split, shuffle_files=role == "train", read_config=tfds.ReadConfig(
+        shuffle_seed=file_seed), decoders={"image": tfds.decode.SkipDecoding()})
 
 
 # ----- records source: TFRecord shards written by `make prepare` -----
@@ -215,22 +230,29 @@ def serialize_example(jpeg: bytes, label: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0) -> tf.data.Dataset:
+def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle_buffer: int = 0,
+                 seed: int | None = None) -> tf.data.Dataset:
     """(encoded JPEG, int64 label) of split ("train"/"val") from the shards named in the prepared JSON.
 
     Shards are written round-robin, so when their number divides by the pipelines each pipeline takes whole
     files and still gets floor(n / pipelines) examples or more; otherwise it takes every pipelines-th record.
+    shuffle_buffer > 0: the file order is reshuffled at every pass, then that many records are shuffled.
     """
     files = [str(Path(records_dir) / f) for f in read_records_info(records_dir)["files"][split]]
     by_file = pipelines > 1 and len(files) % pipelines == 0
     if by_file:
         files = files[pipeline_id::pipelines]
-    # deterministic=True: element sharding needs the same record order in every pipeline.
-    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=True
-    )
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    # Element sharding needs the same record order in every pipeline: one file order for all of them.
+    if shuffle_buffer and (seed is not None or by_file or pipelines == 1):
+        ds = ds.shuffle(len(files), seed=stream_seed(seed, "shuffle/files"), reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+                       deterministic=True)
     if pipelines > 1 and not by_file:
         ds = ds.shard(pipelines, pipeline_id)
+    if shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
+                        reshuffle_each_iteration=True)
     return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
 
 
