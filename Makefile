@@ -11,12 +11,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN_ARGS := --config $(CONFIG) --run $(RUN) $(ARGS)
-# TensorFlow C++ logs: fatal only. Level 2 still prints a "failed call to cuInit" error on every machine
-# without a GPU; real failures surface as Python exceptions. `make train TF_CPP_MIN_LOG_LEVEL=0` shows all.
-export TF_CPP_MIN_LOG_LEVEL ?= 3
+# TensorFlow's C++ logs are fatal-only by default (python -m alexnet sets TF_CPP_MIN_LOG_LEVEL=3 unless
+# it is set): `make train TF_CPP_MIN_LOG_LEVEL=0` shows them all.
+ifdef TF_CPP_MIN_LOG_LEVEL
+export TF_CPP_MIN_LOG_LEVEL
+endif
 
 .DEFAULT_GOAL := help
-.PHONY: help train lr-find claims data-service test lint summary data digits prepare eval predict export tensorboard bench bench-gpu
+.PHONY: help install train lr-find claims data-service test test-fast lint summary data digits prepare eval predict export tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +33,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
+install: $(VENV)/.installed ## create .venv and install the pinned packages and this one (every target does it first)
+
 train: $(VENV)/.installed data ## make the data if needed, train CONFIG into logs/RUN/, export a SavedModel
 	$(PY) -m alexnet train $(RUN_ARGS)
 
@@ -43,8 +47,11 @@ claims: $(VENV)/.installed ## the paper's claims re-run (CONFIG defaults to conf
 data-service: $(VENV)/.installed ## a tf.data service dispatcher on SERVICE_PORT and WORKERS workers here (train with ARGS="data.service=grpc://localhost:5050")
 	$(PY) -m alexnet data-service --port $(SERVICE_PORT) --workers $(WORKERS)
 
-test: lint ## lint, then run the test suite (slow end-to-end tests included)
-	$(PY) -m pytest tests
+test: lint ## lint, then run the whole test suite, slow end-to-end tests included (what CI runs)
+	$(PY) -m pytest tests --durations=15
+
+test-fast: lint ## the tests not marked slow (no subprocess CLIs, trainings or full-size builds): under 2 minutes
+	$(PY) -m pytest tests -m "not slow" --durations=10
 
 lint: $(VENV)/.installed ## ruff (configured in pyproject.toml) over src/ and tests/
 	$(VENV)/bin/ruff check src tests
@@ -62,13 +69,13 @@ prepare: $(VENV)/.installed data ## write CONFIG's data as sharded TFRecords of 
 	$(PY) -m alexnet prepare $(RUN_ARGS)
 
 eval: $(VENV)/.installed ## the paper's evaluation of logs/RUN: centre and 10-crop errors (Table 2), Figure 4, projector; logs/RUN/eval.json
-	$(PY) -m alexnet eval $(RUN_ARGS)
+	$(PY) -m alexnet eval --run $(RUN) $(ARGS)
 
 predict: $(VENV)/.installed ## top-5 classes for IMAGES with logs/RUN's exported model
-	$(PY) -m alexnet predict $(RUN_ARGS) $(IMAGES)
+	$(PY) -m alexnet predict --run $(RUN) $(IMAGES)
 
 export: $(VENV)/.installed ## export logs/RUN's best checkpoint as a SavedModel to logs/RUN/export/
-	$(PY) -m alexnet export $(RUN_ARGS)
+	$(PY) -m alexnet export --run $(RUN)
 
 tensorboard: $(VENV)/.installed ## serve logs/ on PORT
 	$(VENV)/bin/tensorboard --logdir logs --port $(PORT) --bind_all
@@ -77,4 +84,4 @@ bench: $(VENV)/.installed ## measure step and pipeline throughput; prints a tabl
 	$(PY) -m alexnet bench $(RUN_ARGS)
 
 bench-gpu: ## training step on one GPU (TensorFlow or KERAS_BACKEND=jax with only keras + JAX installed)
-	$(if $(wildcard $(PY)),$(PY),PYTHONPATH=src $(PYTHON)) -m alexnet.bench_gpu
+	$(if $(wildcard $(PY)),$(PY),PYTHONPATH=src $(PYTHON)) -m alexnet.bench.gpu

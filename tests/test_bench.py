@@ -5,10 +5,11 @@ import json
 import pytest
 import tensorflow as tf
 
-from alexnet import bench
+from alexnet.bench import suite as bench
 from alexnet.config import Config
 
 
+@pytest.mark.slow
 def test_run_benchmarks_tiny(tmp_path):
     config = Config()
     config.data.dir = str(tmp_path / "demo")

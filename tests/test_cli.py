@@ -1,12 +1,15 @@
 """The command line turns each kind of error into one line on stderr and its documented exit status."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
 from alexnet import __main__ as entry
 from alexnet import errors
-from conftest import ROOT, cli, encode, solid
+from helpers import ROOT, cli, encode, solid
 
 
 def error_line(stderr: str) -> str:
@@ -28,13 +31,17 @@ def other_classes(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_each_kind_of_error_has_its_exit_status_and_one_line(tiny_run, other_classes, tmp_path):
     logs = ["--logs", str(tiny_run.parent)]
     cases = [
         (["train", "train.epoch=3"], errors.ConfigError,
          "error: unknown key 'train.epoch'; accepted keys here: epochs"),
         (["export", *logs, "--run", "tiny", "data.dir=x"], errors.ConfigError,
-         "error: export uses the run's own config.yaml and takes no overrides: data.dir=x"),
+         "error: python -m alexnet export does not take data.dir=x (`python -m alexnet export --help` lists"),
+        (["data-service", "--port", "x"], errors.ConfigError,
+         "error: python -m alexnet data-service: argument --port: invalid int value: 'x'"),
+        (["train", "--workers", "2"], errors.ConfigError, "error: python -m alexnet train does not take --workers"),
         (["train", "--logs", str(tmp_path), "data.source=folder", "data.dir=/nowhere"], errors.DataError,
          "error: image folder /nowhere/train does not exist: expected /nowhere/train/<class name>/<image>.jpg"),
         (["eval", *logs, "--run", "nope"], errors.DataError,
@@ -74,3 +81,26 @@ def test_the_exit_code_table_is_documented_where_users_look():
     readme = (ROOT / "README.md").read_text()
     for code, meaning in documented.items():
         assert f"| {code} | {meaning.strip()} |" in readme, code
+
+
+@pytest.mark.slow
+def test_a_command_prints_only_the_projects_own_output_unless_more_is_asked_for():
+    def summary(**env):
+        base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+        return subprocess.run([sys.executable, "-m", "alexnet", "summary", "--config", "configs/claims.yaml"], cwd=ROOT,
+                              env={**base, **env}, capture_output=True, text=True, timeout=300)
+
+    quiet = summary()  # as a newcomer runs it: nothing set
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert quiet.stdout.startswith('Model: "alexnet_paper"')
+    loud = summary(TF_CPP_MIN_LOG_LEVEL="0")  # asked for: TensorFlow's start-up lines come through
+    assert loud.returncode == 0 and re.search(r"^I\d{4} .*", loud.stderr, flags=re.MULTILINE), loud.stderr
+
+
+def test_the_start_up_filter_keeps_what_the_level_asks_for():
+    info = "I0000 00:00:1796157484.032184    2397 port.cc:153] oneDNN custom operations are on.\n"
+    error = "E0000 00:00:1796157484.1    2397 cuda.cc:1] failed call to cuInit\n"
+    banner = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    other = "Segmentation fault in a library that is not TensorFlow\n"
+    assert [entry._is_hidden(line, 1) for line in (info, error, banner, other)] == [True, False, True, False]
+    assert [entry._is_hidden(line, 3) for line in (info, error, banner, other)] == [True, True, True, False]

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from alexnet.config import Config, config_yaml, load_config, parse_overrides
-from alexnet.errors import ConfigError
+from alexnet.errors import ConfigError, DataError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -16,7 +16,7 @@ def test_shipped_configs_load_and_start_with_their_command():
     assert {"demo.yaml", "imagenet2012.yaml", "imagenette.yaml", "folder.yaml", "claims.yaml"} <= names
     commands = {"demo.yaml": "# make train\n", "claims.yaml": "# make claims\n"}
     for path in CONFIGS:
-        load_config(path)
+        load_config(path, check_files=False)  # folder.yaml may name a run that is not trained here
         assert path.read_text().startswith(commands.get(path.name, f"# make train CONFIG=configs/{path.name}"))
 
 
@@ -47,6 +47,14 @@ def test_overrides_are_typed_and_nested():
         ("model.variant=vgg", "model.variant: 'vgg' is not one of 'paper', 'paper_grouped', 'owt'"),
         ("train.jit_compile=1", "train.jit_compile: expected true or false, got 1"),
         ("train", "override 'train' is not of the form section.key=value"),
+        ("tensorboard.profile_steps=10-5", "tensorboard.profile_steps: '10-5' is not a range of steps: write "
+                                           "first-last, e.g. 5-10"),
+        ("tensorboard.profile_steps=[5, 6, 7]", "tensorboard.profile_steps: [5, 6, 7] is not a range of steps"),
+        ("tensorboard.profile_steps=true", "tensorboard.profile_steps: True is not a range of steps"),
+        ("model.image_size=300", "model.image_size (300) must not exceed data.resize_size (256)"),
+        ("data.source=tfds", "data.source=tfds needs data.name"),
+        ("model.remove_conv=conv5", "model.remove_conv: 'conv5' is not one of None, 'conv3', 'conv4'"),
+        ("data.dir=", "data.dir: expected a string, got None"),
     ],
 )
 def test_bad_values_fail_with_the_key(override, message):
@@ -70,3 +78,34 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(tmp_path / "config.yaml")
     assert again == config and isinstance(again, Config)
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["epochs"] == 7
+
+
+@pytest.mark.parametrize("value, steps", [("5-10", [5, 10]), ("5,10", [5, 10]), ("'5'", [5, 5]), ("5", [5, 5]),
+                                          ("[5, 10]", [5, 10]), ("null", None), ("", None)])
+def test_profile_steps_is_a_typed_range(value, steps):
+    config = load_config(None, [f"tensorboard.profile_steps={value}"])
+    assert config.tensorboard.profile_steps == steps
+    assert load_config(None, [f"tensorboard.profile_steps={value}"]) == config
+
+
+def test_optional_values_are_none_and_an_empty_override_clears_them(tmp_path):
+    config = load_config(None)
+    assert (config.model.init_from, config.model.colour_stats, config.model.remove_conv, config.data.name,
+            config.data.prepared_dir, config.data.service, config.tensorboard.profile_steps) == (None,) * 7
+    source = tmp_path / "best.keras"
+    source.write_bytes(b"")
+    assert load_config(None, [f"model.init_from={source}"]).model.init_from == str(source)
+    assert load_config(None, [f"model.init_from={source}", "model.init_from="]).model.init_from is None
+    (tmp_path / "config.yaml").write_text(config_yaml(config))
+    assert "init_from: null" in (tmp_path / "config.yaml").read_text()
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_files_the_run_will_read_are_checked_before_any_work(tmp_path):
+    with pytest.raises(DataError, match=f"model.init_from: {tmp_path}/a.keras does not exist; train that run first"):
+        load_config(None, [f"model.init_from={tmp_path}/a.keras"])
+    with pytest.raises(DataError, match=f"model.colour_stats: {tmp_path}/c.json does not exist; write it with "
+                                        "`make prepare"):
+        load_config(None, [f"model.colour_stats={tmp_path}/c.json"])
+    # A finished run's own config (eval, export, predict) is read without them: they are not needed again.
+    assert load_config(None, [f"model.init_from={tmp_path}/a.keras"], check_files=False).model.init_from

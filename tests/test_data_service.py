@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from alexnet import rundir
-from alexnet.data_service import start_service
-from alexnet.input_pipeline import through_service
-from conftest import ROOT, TINY, folder_config, make_folder, pipeline, scalars, steps
+from alexnet.data.service import start_service, through_service
+from helpers import ROOT, TINY, folder_config, make_folder, pipeline, scalars, steps
 
 
 def test_an_epoch_through_the_service_holds_the_local_pipelines_examples(tmp_path):
@@ -25,6 +26,7 @@ def test_an_epoch_through_the_service_holds_the_local_pipelines_examples(tmp_pat
     assert shapes == {(1, 40, 40, 3)}
 
 
+@pytest.mark.slow
 def test_training_through_the_service_takes_the_same_steps(small_data, tmp_path):
     dispatcher, _workers = start_service()
     common = ["--logs", str(tmp_path), *TINY, f"data.dir={small_data}", "train.epochs=1",

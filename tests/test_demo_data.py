@@ -5,8 +5,8 @@ import hashlib
 import numpy as np
 from PIL import Image
 
-from alexnet import demo_data
 from alexnet.config import DataConfig
+from alexnet.data import demo as demo_data
 
 
 def _digests(root):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from alexnet import digits_data
-from alexnet.demo_data import SIDE_RANGE
+from alexnet.data import digits as digits_data
+from alexnet.data.demo import SIDE_RANGE
 
 
 @pytest.fixture(scope="module")

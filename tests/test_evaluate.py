@@ -9,9 +9,10 @@ from google.protobuf import text_format
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins import projector as tb_projector
 
-from alexnet import evaluate, projector, rundir
-from alexnet.preprocess import ten_crop_offsets, ten_crops
-from conftest import all_tags, cli, scalars
+from alexnet import rundir
+from alexnet.data.preprocess import ten_crop_offsets, ten_crops
+from alexnet.studies import evaluate, projector
+from helpers import all_tags, cli, scalars
 
 
 def position_png(side=256):
@@ -93,6 +94,7 @@ def events(directory):
     return found
 
 
+@pytest.mark.slow
 def test_eval_of_a_tiny_run_writes_json_tensorboard_figures_and_projector(tiny_run, small_data):
     code, out, err = cli(["eval", "--logs", str(tiny_run.parent), "--run", tiny_run.name, "eval.train_sample=40",
                           "eval.projector_images=20"])
@@ -133,13 +135,14 @@ def test_eval_of_a_tiny_run_writes_json_tensorboard_figures_and_projector(tiny_r
     assert sprite.shape == (5 * 64, 5 * 64, 3) and list(embedding.sprite.single_image_dim) == [64, 64]
 
 
+@pytest.mark.slow
 def test_eval_reads_prepared_records_of_the_same_data(tiny_run, small_data, tmp_path):
     from alexnet.config import load_config
-    from alexnet.prepare import prepare
+    from alexnet.data.records import prepare
 
     records = tmp_path / "records"
-    prepare(load_config(None, [f"data.dir={small_data}", "data.resize_size=74", f"data.prepared_dir={records}",
-                               "data.demo_images_per_class=12"]).data)
+    prepare(load_config(None, [f"data.dir={small_data}", "data.resize_size=74", "model.image_size=67",
+                               f"data.prepared_dir={records}", "data.demo_images_per_class=12"]).data)
     result = evaluate.evaluate_run(tiny_run, ["data.source=records", f"data.dir={records}", "eval.train_sample=20",
                                               "eval.projector_images=10"])
     assert result["centre"]["images"] == result["ten_crop"]["images"] == 30

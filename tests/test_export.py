@@ -13,12 +13,13 @@ import pytest
 import tensorflow as tf
 
 from alexnet import rundir
+from alexnet.data.preprocess import eval_preprocess
 from alexnet.export import export_savedmodel
 from alexnet.model import build_alexnet
-from alexnet.preprocess import eval_preprocess
-from conftest import GOOD_FILES, cli, encode, noise_jpeg, solid
+from helpers import GOOD_FILES, cli, encode, noise_jpeg, solid
 
 
+@pytest.mark.slow
 def test_savedmodel_predicts_like_the_keras_model_without_this_projects_code(tiny_run, small_data, tmp_path):
     model = keras.saving.load_model(tiny_run / rundir.BEST_MODEL, safe_mode=True)
     jpegs = sorted((small_data / "val").rglob("*.jpg"))[:4]
@@ -94,6 +95,7 @@ def test_classify_takes_every_format_alone_and_in_one_mixed_batch(three_class_ex
         assert [n.decode() for n in alone["class_names"][0].numpy()] == [["ant", "bee", "cat"][j] for j in order]
 
 
+@pytest.mark.slow
 def test_export_predict_and_eval_through_the_command_line(tiny_run, small_data, tmp_path):
     logs = ["--logs", str(tiny_run.parent), "--run", tiny_run.name]
     (tiny_run / rundir.EXPORT / "saved_model.pb").unlink()

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from alexnet import rundir
-from alexnet.errors import ConfigError
-from alexnet.finetune import FreezeLayers
-from alexnet.train import build_model, train_and_evaluate
-from conftest import scalars, tiny_config
+from alexnet.errors import ConfigError, DataError
+from alexnet.training.driver import build_model, train_and_evaluate
+from alexnet.training.finetune import FreezeLayers
+from helpers import scalars, tiny_config
 
 QUIET = ["tensorboard.images=false", "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0"]
 
@@ -26,6 +26,7 @@ def first_step_loss(run_dir) -> float:
     return scalars(run_dir / rundir.TRAIN_EVENTS)["loss"][0][1]
 
 
+@pytest.mark.slow
 def test_a_run_from_trained_weights_starts_with_a_lower_loss(trained_source, small_data, tmp_path, capsys):
     fresh, tuned = tmp_path / "fresh", tmp_path / "tuned"
     train_and_evaluate(tiny_config(small_data, *QUIET), fresh)
@@ -34,6 +35,7 @@ def test_a_run_from_trained_weights_starts_with_a_lower_loss(trained_source, sma
     assert first_step_loss(tuned) < 0.8 * first_step_loss(fresh), (first_step_loss(tuned), first_step_loss(fresh))
 
 
+@pytest.mark.slow
 def test_layers_whose_shapes_differ_keep_their_initialisation_and_are_named(trained_source, small_data, capsys):
     config = tiny_config(small_data, f"model.init_from={trained_source}", "model.num_classes=3")
     model = build_model(config, 3, tf.distribute.get_strategy())
@@ -43,6 +45,7 @@ def test_layers_whose_shapes_differ_keep_their_initialisation_and_are_named(trai
     np.testing.assert_array_equal(model.get_layer("fc7").kernel.numpy(), source.get_layer("fc7").kernel.numpy())
 
 
+@pytest.mark.slow
 def test_frozen_layers_keep_their_weights_for_their_epochs_then_train(small_data):
     config = tiny_config(small_data, "train.freeze=[conv1, conv5]", "train.freeze_epochs=1", "model.dropout=0",
                          "train.learning_rate=0.01")
@@ -60,9 +63,15 @@ def test_frozen_layers_keep_their_weights_for_their_epochs_then_train(small_data
     assert not np.array_equal(kernels[0]["conv4"], start["conv4"])  # never frozen
 
 
-def test_freeze_needs_its_epochs_and_real_layer_names(small_data, tmp_path):
+def test_freeze_needs_its_epochs_and_real_layer_names_checked_with_the_config(small_data):
     with pytest.raises(ConfigError, match="train.freeze .* and train.freeze_epochs .* go together"):
         tiny_config(small_data, "train.freeze=[conv1]")
     with pytest.raises(ConfigError, match=r"train.freeze: no layers named \['conv9'\]"):
-        train_and_evaluate(tiny_config(small_data, *QUIET, "train.freeze=[conv9]", "train.freeze_epochs=1"),
-                           tmp_path / "run")
+        tiny_config(small_data, "train.freeze=[conv9]", "train.freeze_epochs=1")
+    with pytest.raises(ConfigError, match=r"train.freeze: no layers named \['conv3'\] .* conv2, conv4,"):
+        tiny_config(small_data, "train.freeze=[conv3]", "train.freeze_epochs=1", "model.remove_conv=conv3")
+
+
+def test_a_missing_source_run_is_named_before_any_work(small_data, tmp_path):
+    with pytest.raises(DataError, match=f"model.init_from: {tmp_path}/none.keras does not exist"):
+        tiny_config(small_data, f"model.init_from={tmp_path}/none.keras")

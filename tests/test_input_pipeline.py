@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from alexnet.sources import dataset_info
-from conftest import GOOD_FILES, PLAIN_COLOURS, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline, solid
+from alexnet.data.pipeline import dataset_info
+from helpers import GOOD_FILES, PLAIN_COLOURS, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline, solid
 
 
 def test_folder_dataset_delivers_every_good_image_with_its_label(tmp_path):
@@ -95,7 +95,7 @@ def sorted_folder(root, classes=10, per_class=20):
 
 def batch_labels(data, batch=10, seed=0):
     """The training labels of one epoch of encoded examples, in batches of `batch`."""
-    from alexnet.sources import encoded_examples
+    from alexnet.data.pipeline import encoded_examples
 
     labels = [int(label) for _, label in encoded_examples(data, "train", shuffle=True, seed=seed).as_numpy_iterator()]
     return [labels[i : i + batch] for i in range(0, len(labels), batch)]
@@ -124,14 +124,14 @@ def test_the_training_order_is_a_full_shuffle_even_when_the_folder_outgrows_the_
 
 
 def test_prepared_records_are_written_and_read_in_a_mixed_order(tmp_path):
-    from alexnet.prepare import prepare
+    from alexnet.data.records import prepare
 
     sorted_folder(tmp_path / "images")
     folder = folder_config(tmp_path / "images", f"data.prepared_dir={tmp_path / 'records'}").data
     prepare(folder)
     records = folder_config(tmp_path / "records", "data.source=records", "data.shuffle_buffer=8").data
     assert_mixed_like_a_full_shuffle(batch_labels(records))
-    from alexnet.sources import read_records
+    from alexnet.data.records import read_records
 
     on_disk = [int(label) for _, label in read_records(records.dir, "train").as_numpy_iterator()]
     assert_mixed_like_a_full_shuffle([on_disk[i : i + 10] for i in range(0, len(on_disk), 10)])

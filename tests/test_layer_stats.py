@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet.layer_stats import LayerProbe
-from alexnet.model import WEIGHTED_LAYERS
-from alexnet.train import build_model
-from conftest import tiny_config
+from alexnet.config import WEIGHTED_LAYERS
+from alexnet.training.driver import build_model
+from alexnet.training.layer_stats import LayerProbe
+from helpers import tiny_config
 
 
 def test_statistics_match_the_layers_outputs_and_a_silenced_layer_reads_dead(small_data):

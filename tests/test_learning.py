@@ -3,12 +3,13 @@
 import pytest
 
 from alexnet.config import load_config
-from alexnet.demo_data import ensure_demo_data
-from alexnet.train import train_and_evaluate
-from conftest import ROOT, TINY
+from alexnet.data.demo import ensure_demo_data
+from alexnet.training.driver import train_and_evaluate
+from helpers import ROOT, TINY
+
+pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
 
-@pytest.mark.slow
 def test_tiny_variant_learns_the_demo_shapes(tmp_path):
     root = tmp_path / "demo"
     ensure_demo_data(load_config(None, ["data.demo_images_per_class=40", f"data.dir={root}"]).data)

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from alexnet import rundir
-from alexnet.lr_find import RangeTest, find_learning_rate, suggest
-from conftest import all_tags, scalars, tiny_config
+from alexnet.studies.lr_find import RangeTest, find_learning_rate, suggest
+from helpers import all_tags, scalars, tiny_config
 
 
 def test_each_steps_loss_is_recovered_from_kerass_running_mean():
@@ -29,6 +29,7 @@ def test_the_suggestion_is_a_tenth_of_the_rate_at_the_lowest_smoothed_loss():
         "lowest_smoothed_loss": 1.4}
 
 
+@pytest.mark.slow
 def test_range_test_writes_the_curve_the_plot_and_tensorboard(small_data, tmp_path):
     config = tiny_config(small_data, "lr_find.steps=12", "lr_find.min_lr=1e-4", "lr_find.max_lr=10",
                          "tensorboard.images=false")

@@ -23,6 +23,7 @@ PAPER_SHAPES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "variant, params", [("paper", 62_378_344), ("paper_grouped", 60_965_224), ("owt", 61_100_840)]
 )
@@ -30,6 +31,7 @@ def test_parameter_counts(variant, params):
     assert build_alexnet(variant).count_params() == params
 
 
+@pytest.mark.slow
 def test_paper_layer_names_and_shapes():
     model = build_alexnet("paper")
     for name, shape in PAPER_SHAPES.items():
@@ -39,6 +41,7 @@ def test_paper_layer_names_and_shapes():
     assert model.input.shape[1:] == (227, 227, 3) and model.input.dtype == "uint8"
 
 
+@pytest.mark.slow
 def test_grouped_and_owt_layouts():
     grouped = build_alexnet("paper_grouped")
     assert [grouped.get_layer(f"conv{i}").groups for i in range(1, 6)] == [1, 2, 1, 2, 2]
@@ -111,6 +114,7 @@ def test_colour_noise_differs_between_calls():
     assert not np.allclose(np.asarray(layer(images, training=True)), np.asarray(layer(images, training=True)))
 
 
+@pytest.mark.slow
 def test_paper_initialisation_statistics():
     model = build_alexnet("paper", seed=0)
     for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
@@ -190,6 +194,7 @@ def test_seeded_tiny_model_gives_its_stored_output(init, scale):
 HIDDEN = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 
 
+@pytest.mark.slow
 def test_tanh_replaces_every_hidden_relu_and_nothing_else():
     model = build_alexnet("paper", activation="tanh")
     assert [model.get_layer(n).activation.__name__ for n in HIDDEN] == ["tanh"] * 7
@@ -197,6 +202,7 @@ def test_tanh_replaces_every_hidden_relu_and_nothing_else():
     assert model.count_params() == 62_378_344
 
 
+@pytest.mark.slow
 def test_lrn_can_be_switched_off_for_the_paper_and_on_for_owt():
     names = {layer.name for layer in build_alexnet("paper", lrn=False).layers}
     assert not {"lrn1", "lrn2"} & names and build_alexnet("paper", lrn=False).count_params() == 62_378_344
@@ -204,6 +210,7 @@ def test_lrn_can_be_switched_off_for_the_paper_and_on_for_owt():
     assert isinstance(owt.get_layer("lrn1"), LocalResponseNormalization) and owt.count_params() == 61_100_840
 
 
+@pytest.mark.slow
 def test_non_overlapping_pooling_keeps_every_shape_and_parameter():
     model = build_alexnet("paper", pool_size=2)
     for name in ("pool1", "pool2", "pool5"):
@@ -218,6 +225,7 @@ def test_non_overlapping_pooling_keeps_every_shape_and_parameter():
 CONV3, CONV4 = 885_120, 1_327_488
 
 
+@pytest.mark.slow
 def test_removing_conv3_feeds_conv2s_maps_to_conv4():
     model = build_alexnet("paper", remove_conv="conv3")
     assert "conv3" not in {layer.name for layer in model.layers}
@@ -225,12 +233,13 @@ def test_removing_conv3_feeds_conv2s_maps_to_conv4():
     assert model.count_params() == 62_378_344 - CONV3 - CONV4 + CONV3  # conv4 now the size conv3 was
 
 
+@pytest.mark.slow
 def test_removing_conv4_feeds_conv3s_maps_to_conv5():
     model = build_alexnet("paper", remove_conv="conv4")
     assert "conv4" not in {layer.name for layer in model.layers}
     assert model.get_layer("conv5").kernel.shape == (3, 3, 384, 256)  # conv3 has conv4's 384 maps
     assert model.count_params() == 62_378_344 - CONV4
-    with pytest.raises(ConfigError, match="model.remove_conv must be"):
+    with pytest.raises(ConfigError, match="model.remove_conv: .conv2. is not one of None, .conv3., .conv4."):
         build_alexnet("paper", remove_conv="conv2")
 
 
@@ -294,3 +303,20 @@ def test_the_same_seed_draws_the_same_masks_and_noise_and_another_seed_does_not(
         np.testing.assert_array_equal(masks[name], again[name])
         assert np.mean(masks[name] == other[name]) < 0.6
     np.testing.assert_array_equal(noise, noise_again)
+
+
+def test_the_model_config_and_the_builder_speak_one_vocabulary():
+    import dataclasses
+    import inspect
+
+    from alexnet.config import ModelConfig
+    from alexnet.model import BUILD_ONLY, CONFIG_ONLY
+
+    parameters = inspect.signature(build_alexnet).parameters
+    fields = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    assert set(parameters) - set(BUILD_ONLY) == set(fields) - set(CONFIG_ONLY)
+    # The same defaults, but num_classes: the config's 0 means "the data set's count".
+    assert {name: parameters[name].default for name in fields if name not in (*CONFIG_ONLY, "num_classes")} == {
+        name: default for name, default in fields.items() if name not in (*CONFIG_ONLY, "num_classes")}
+    with pytest.raises(ConfigError, match="model.lrn: 'sometimes' is not one of 'variant', True, False"):
+        build_alexnet(lrn="sometimes")  # the builder checks by the config's rule

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from alexnet import sources
 from alexnet.config import load_config
+from alexnet.data.pipeline import dataset_info
+from alexnet.data.preprocess import decode_rgb
+from alexnet.data.records import colour_statistics, prepare, read_records
 from alexnet.errors import ConfigError
 from alexnet.model import load_colour_stats
-from alexnet.prepare import colour_statistics, prepare
-from alexnet.preprocess import decode_rgb
-from conftest import BAD_FILES, GOOD_FILES, RESIZE, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline, solid
+from helpers import BAD_FILES, GOOD_FILES, RESIZE, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline, solid
 
 
 def test_colour_statistics_recover_a_known_covariance():
@@ -46,7 +46,7 @@ def test_every_record_keeps_its_own_label_on_both_splits(tmp_path):
     out = tmp_path / "records"
     prepare(folder_config(tmp_path / "images", f"data.prepared_dir={out}").data)
     for split, count in (("train", 18), ("val", 9)):
-        records = list(sources.read_records(str(out), split).as_numpy_iterator())
+        records = list(read_records(str(out), split).as_numpy_iterator())
         assert len(records) == count
         found = []
         for jpeg, label in records:
@@ -71,14 +71,14 @@ def test_prepare_writes_records_that_read_like_the_folder(tmp_path, capsys):
     assert len(info["files"]["train"]) == 8 and len(info["files"]["val"]) == 6  # no more shards than images
 
     # Every record is a resize_size square JPEG of a good image.
-    records = list(sources.read_records(str(out), "train").as_numpy_iterator())
+    records = list(read_records(str(out), "train").as_numpy_iterator())
     assert len(records) == len(GOOD_FILES) + 10
     assert all(decode_rgb(jpeg).shape == (RESIZE, RESIZE, 3) for jpeg, _ in records)
 
     # Validation through records matches validation through the folder, image by image.
     records_config = load_config(None, ["data.source=records", f"data.dir={out}", f"data.resize_size={RESIZE}",
                                         f"model.image_size={SIZE}", "train.global_batch_size=4"])
-    assert sources.dataset_info(records_config.data) == sources.dataset_info(config.data)
+    assert dataset_info(records_config.data) == dataset_info(config.data)
     from_records = list(pipeline(records_config, "val").unbatch().as_numpy_iterator())
     from_folder = list(pipeline(config, "val").unbatch().as_numpy_iterator())
     assert [label for _, label in from_records] == [label for _, label in from_folder]
@@ -108,9 +108,9 @@ def test_prepare_reruns_cleanly_and_records_shard_over_pipelines(tmp_path):
     # 2 pipelines split the 8 train shards by file; 4 pipelines split the 6 val shards record by record.
     assert len(info["files"]["train"]) == 8 and len(info["files"]["val"]) == 6
     for split, pipelines in (("train", 2), ("val", 4)):
-        parts = [list(sources.read_records(str(out), split, pipelines, i).as_numpy_iterator())
+        parts = [list(read_records(str(out), split, pipelines, i).as_numpy_iterator())
                  for i in range(pipelines)]
-        whole = list(sources.read_records(str(out), split).as_numpy_iterator())
+        whole = list(read_records(str(out), split).as_numpy_iterator())
         assert sorted(sum(parts, [])) == sorted(whole)
         assert min(map(len, parts)) == len(whole) // pipelines  # no pipeline runs short of a balanced share
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet import preprocess
+from alexnet.data import preprocess
 from alexnet.errors import ConfigError
-from conftest import (
+from helpers import (
     GOOD_FILES,
     RESIZE,
     SIZE,

@@ -7,9 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from alexnet import rundir, train
-from alexnet.train import train_and_evaluate
-from conftest import TINY, run_cli, scalars, steps, tiny_config
+from alexnet import rundir
+from alexnet.training.checkpoints import Backup
+from alexnet.training.driver import train_and_evaluate
+from helpers import TINY, run_cli, scalars, steps, tiny_config
+
+pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
 EPOCHS, STEPS = 4, 6
 # The learning rate changes at every epoch (divided by 10), so a resume that lost the schedule shows.
@@ -37,7 +40,6 @@ def kill_in_the_second_epoch(args, run_dir):
     proc.wait()
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
     overrides = [*TINY, f"data.dir={small_data}", f"train.epochs={EPOCHS}", "train.global_batch_size=8",
                  f"train.steps_per_epoch={STEPS}", "train.backup_every_steps=2", "tensorboard.histograms=false",
@@ -57,8 +59,8 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
         restored["iterations"] = int(optimizer.iterations.numpy())
         restored["momentum"] = [np.asarray(v) for v in optimizer.momentums]
 
-    original = train.Backup.on_train_begin
-    monkeypatch.setattr(train.Backup, "on_train_begin", spy)
+    original = Backup.on_train_begin
+    monkeypatch.setattr(Backup, "on_train_begin", spy)
     config = tiny_config(small_data, *overrides[len(TINY) + 1 :])
     train_and_evaluate(config, run_dir)
     output = capsys.readouterr().out

@@ -8,8 +8,9 @@ import pytest
 from alexnet import rundir
 from alexnet.config import load_config
 from alexnet.errors import DataError, RunFinishedError
-from alexnet.rundir import RunDir, write_json
-from conftest import ROOT
+from alexnet.files import write_json
+from alexnet.rundir import RunDir
+from helpers import ROOT
 
 
 def test_readme_shows_the_run_directory_table():

@@ -8,7 +8,7 @@ import keras
 import pytest
 
 from alexnet.config import TrainConfig
-from alexnet.schedule import LearningRateController
+from alexnet.training.schedule import LearningRateController
 
 
 def controller(tmp_path, steps_per_epoch=4, **train):

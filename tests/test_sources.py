@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from alexnet import sources
 from alexnet.config import load_config
+from alexnet.data import sources
+from alexnet.data.pipeline import dataset_info, encoded_examples
 from alexnet.errors import ConfigError, DataError
-from conftest import BAD_FILES, GOOD_FILES, encode, folder_config, make_folder, solid
+from helpers import BAD_FILES, GOOD_FILES, encode, folder_config, make_folder, solid
 
 
 def test_bad_files_are_skipped_named_once_and_the_scan_is_cached(tmp_path, capsys, monkeypatch):
@@ -60,14 +61,14 @@ def test_scan_cache_is_written_atomically_and_a_corrupt_one_is_rescanned(tmp_pat
 
 def test_missing_empty_or_unexpected_folders_say_what_is_expected(tmp_path):
     with pytest.raises(DataError, match=r"train/<class name>/<image>\.jpg"):
-        sources.dataset_info(folder_config(tmp_path / "nowhere").data)
+        dataset_info(folder_config(tmp_path / "nowhere").data)
     (tmp_path / "train" / "cat").mkdir(parents=True)
     with pytest.raises(DataError, match="has no images"):
-        sources.dataset_info(folder_config(tmp_path).data)
+        dataset_info(folder_config(tmp_path).data)
     (tmp_path / "train" / "cat" / "a.jpg").write_bytes(encode(solid("RGB", (1, 2, 3)), "JPEG"))
     (tmp_path / "val" / "dog").mkdir(parents=True)
     with pytest.raises(DataError, match=r"classes not in the training split: \['dog'\]"):
-        sources.dataset_info(folder_config(tmp_path).data)
+        dataset_info(folder_config(tmp_path).data)
 
 
 def test_tfds_source_offline_with_mock_data():
@@ -75,22 +76,22 @@ def test_tfds_source_offline_with_mock_data():
 
     data = load_config(None, ["data.source=tfds", "data.name=imagenette/320px-v2", "data.dir=/nonexistent"]).data
     with tfds.testing.mock_data(num_examples=10):
-        info = sources.dataset_info(data)  # val_split "val" is TFDS's "validation"
+        info = dataset_info(data)  # val_split "val" is TFDS's "validation"
         assert (len(info.class_names), info.num_train, info.num_val) == (10, 10, 10)
-        examples = list(sources.encoded_examples(data, "val").as_numpy_iterator())
+        examples = list(encoded_examples(data, "val").as_numpy_iterator())
     assert len(examples) == 10  # mock_data gives every split (and every even_splits share) num_examples
     assert all(encoded[:2] == b"\xff\xd8" and 0 <= label < 10 for encoded, label in examples)  # still JPEG bytes
 
 
 def test_tfds_without_a_name_and_imagenet2012_without_the_archives(tmp_path):
     with pytest.raises(ConfigError, match="data.source=tfds needs data.name"):
-        sources.dataset_info(load_config(None, ["data.source=tfds"]).data)
+        dataset_info(load_config(None, ["data.source=tfds"]).data)
     data = load_config(None, ["data.source=tfds", "data.name=imagenet2012", f"data.dir={tmp_path}"]).data
     with pytest.raises(DataError, match=r"147,897,477,120 bytes.*6,744,924,160 bytes") as error:
-        sources.dataset_info(data)
+        dataset_info(data)
     assert str(tmp_path / "downloads" / "manual") in str(error.value)
 
 
 def test_records_without_their_index_say_how_to_write_them(tmp_path):
     with pytest.raises(DataError, match="write the records first with `make prepare`"):
-        sources.dataset_info(load_config(None, ["data.source=records", f"data.dir={tmp_path}"]).data)
+        dataset_info(load_config(None, ["data.source=records", f"data.dir={tmp_path}"]).data)

@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 
 from alexnet import rundir
-from alexnet.config import load_config
-from alexnet.model import WEIGHTED_LAYERS
-from alexnet.train import build_model
-from conftest import TINY, all_tags, cli, scalars, steps, tiny_config
+from alexnet.config import WEIGHTED_LAYERS, load_config
+from alexnet.training.driver import build_model
+from helpers import TINY, all_tags, cli, scalars, steps, tiny_config
+
+pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
 
 def test_a_finished_run_holds_every_entry_of_the_run_directory(tiny_run, small_data):

@@ -1,37 +1,92 @@
-"""Command line: `python -m alexnet COMMAND --config FILE --run NAME [section.key=value ...]`.
+"""Command line: `python -m alexnet COMMAND [options]`; `python -m alexnet COMMAND --help` for one command.
 
 Only parses arguments, calls the function that does the work, and turns its errors into one line on
-stderr and an exit status (the table in alexnet/errors.py); the Makefile is the user's interface.
-train, lr-find, claims, summary, data, digits, prepare and bench read --config; eval, export and predict
-read the run's own config (eval accepts overrides that choose other data).
+stderr and an exit status (the table in alexnet/errors.py). The Makefile calls it; a job controller that
+must see those exit statuses runs it directly (make turns every failure into 2).
+
+    train, lr-find, claims, summary, data, digits, prepare, bench   --config FILE [--run NAME] [key=value ...]
+    eval                                                             --run NAME [key=value ...]  (other data)
+    export                                                           --run NAME
+    predict                                                          --run NAME IMAGE [IMAGE ...]
+    data-service                                                     [--port P] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError
 
-CONFIG_COMMANDS = ("train", "lr-find", "claims", "summary", "data", "digits", "prepare", "bench")
-SERVICE_COMMANDS = ("data-service",)
-RUN_COMMANDS = ("eval", "export", "predict")
+CONFIG_COMMANDS = {
+    "train": "train --config into logs/RUN/, resuming from its backup; export the best model",
+    "lr-find": "learning-rate range test on the config's data",
+    "claims": "the paper's claims re-run as an ablation study into logs/claims/",
+    "summary": "the Keras summary of the config's model",
+    "data": "generate the offline demo data set",
+    "digits": "write the real-image check set (scanned digits as photos)",
+    "prepare": "write the config's data as sharded TFRecords",
+    "bench": "training-step and input-pipeline throughput; logs/bench.json",
+}
+# TensorFlow's start-up lines, written to stderr before its logging is set up, so TF_CPP_MIN_LOG_LEVEL
+# cannot silence them: the glog-style prefix (I/W/E + date) and two lines that carry none.
+NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} ")
+NATIVE_BANNERS = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                  "To enable the following instructions:")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are ConfigErrors: one line on stderr and exit status 2, like the rest."""
+
+    def error(self, message):
+        raise ConfigError(f"{self.prog}: {message} (`{self.prog} --help` lists what it takes)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One sub-command parser per command, each with only the options it takes."""
+    parser = Parser(prog="python -m alexnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in CONFIG_COMMANDS.items():
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", default="configs/demo.yaml", help="YAML file under configs/")
+        command.add_argument("--run", default=None, help="run name: output goes to LOGS/RUN/ (default: the "
+                                                         "config's name)")
+        command.add_argument("--logs", default="logs", help="parent directory of run directories")
+        command.add_argument("overrides", nargs="*", metavar="section.key=value")
+    for name, help_text in (("eval", "the paper's evaluation of a finished run (its own config)"),
+                            ("export", "export a run's best model as a SavedModel"),
+                            ("predict", "top-5 classes of image files with a run's exported model")):
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--run", required=True, help="the run's name under LOGS/")
+        command.add_argument("--logs", default="logs", help="parent directory of run directories")
+        if name == "eval":
+            command.add_argument("overrides", nargs="*", metavar="section.key=value",
+                                 help="other data to evaluate on, e.g. data.dir=other/images")
+        elif name == "predict":
+            command.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, BMP or GIF files")
+    service = commands.add_parser("data-service", help="a tf.data service dispatcher and workers in this process")
+    service.add_argument("--port", type=int, default=5050, help="the dispatcher's port")
+    service.add_argument("--workers", type=int, default=1, help="workers to start")
+    return parser
 
 
 def main(argv=None) -> int:
     """Runs one command; returns the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m alexnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=CONFIG_COMMANDS + RUN_COMMANDS + SERVICE_COMMANDS)
-    parser.add_argument("--config", default="configs/demo.yaml", help="YAML file under configs/")
-    parser.add_argument("--run", default=None, help="run name: output goes to logs/RUN/")
-    parser.add_argument("--logs", default="logs", help="parent directory of run directories")
-    parser.add_argument("--port", type=int, default=5050, help="data-service: the dispatcher's port")
-    parser.add_argument("--workers", type=int, default=1, help="data-service: workers to start")
-    parser.add_argument("rest", nargs="*", help="section.key=value overrides (predict: also image files)")
-    args = parser.parse_intermixed_args(argv)
+    # TensorFlow's C++ logs: fatal only, unless the user asks for more (TF_CPP_MIN_LOG_LEVEL=0 shows all);
+    # real failures surface as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:
+            raise ConfigError(f"python -m alexnet {args.command} does not take {' '.join(extra)} "
+                              f"(`python -m alexnet {args.command} --help` lists what it takes)")
+        with quiet_tensorflow_start():
+            import tensorflow  # noqa: F401  its start-up lines are filtered here; everything after is ours
         run_command(args)
     except AlexNetError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -42,77 +97,101 @@ def main(argv=None) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def quiet_tensorflow_start():
+    """Holds back what native code writes to stderr while TensorFlow loads, then passes on what the user asked
+    for: at TF_CPP_MIN_LOG_LEVEL=1 (the Makefile sets 3) no INFO lines, at 2 no WARNING lines, at 3 no
+    ERROR lines either, as TensorFlow itself would. Lines that are not TensorFlow's log lines always pass."""
+    level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"] or 0)
+    if level == 0:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _is_hidden(line, level):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _is_hidden(line: str, level: int) -> bool:
+    """Whether a native start-up line is below TF_CPP_MIN_LOG_LEVEL (its banners go with the INFO lines)."""
+    match = NATIVE_LOG_LINE.match(line)
+    if match:
+        return "IWEF".index(match.group(1)) < level
+    return line.startswith(NATIVE_BANNERS)
+
+
 def run_command(args: argparse.Namespace) -> None:
     """Dispatches a parsed command line to the module that does the work."""
-    overrides = [a for a in args.rest if "=" in a]
-    files = [a for a in args.rest if "=" not in a]
-    if files and args.command != "predict":
-        raise ConfigError(f"not an override of the form section.key=value: {' '.join(files)}")
-    run_dir = Path(args.logs) / (args.run or Path(args.config).stem)
     if args.command == "data-service":
-        from alexnet.data_service import serve
+        from alexnet.data.service import serve
 
         return serve(args.port, args.workers)
-    if args.command in RUN_COMMANDS:
-        if overrides and args.command != "eval":
-            raise ConfigError(f"{args.command} uses the run's own config.yaml and takes no overrides: "
-                              f"{' '.join(overrides)}")
-        return run_run_command(args.command, run_dir, overrides, files)
+    if args.command in ("eval", "export", "predict"):
+        return run_run_command(args)
 
     from alexnet.config import load_config
 
-    config = load_config(args.config, overrides)
+    run_dir = Path(args.logs) / (args.run or Path(args.config).stem)
+    config = load_config(args.config, args.overrides)
     if args.command == "claims":
-        from alexnet.claims import run_study
+        from alexnet.studies.claims import run_study
 
-        run_study(args.config, overrides, args.logs)
-        return
-    if args.command == "summary":
+        run_study(args.config, args.overrides, args.logs)
+    elif args.command == "summary":
         from alexnet.model import build_from_config
 
         build_from_config(config.model, num_classes=config.model.num_classes or 1000).summary(line_length=100)
     elif args.command == "data":
-        from alexnet.demo_data import ensure_demo_data
+        from alexnet.data.demo import ensure_demo_data
 
         ensure_demo_data(config.data)
     elif args.command == "digits":
-        from alexnet.digits_data import ensure_digits_data
+        from alexnet.data.digits import ensure_digits_data
 
         ensure_digits_data(config.data)
     elif args.command == "prepare":
-        from alexnet.prepare import prepare
+        from alexnet.data.records import prepare
 
         prepare(config.data)
     elif args.command == "train":
-        from alexnet.train import train_and_evaluate
+        from alexnet.training.driver import train_and_evaluate
 
         train_and_evaluate(config, run_dir)
     elif args.command == "lr-find":
-        from alexnet.lr_find import find_learning_rate
+        from alexnet.studies.lr_find import find_learning_rate
 
         find_learning_rate(config, run_dir)
     elif args.command == "bench":
-        from alexnet.bench import run_benchmarks
+        from alexnet.bench.suite import run_benchmarks
 
         run_benchmarks(config, Path(args.logs))
 
 
-def run_run_command(command: str, run_dir: Path, overrides: list[str], files: list[str]) -> None:
-    """eval, export or predict of an existing run."""
-    if command == "eval":
-        from alexnet.evaluate import evaluate_run
+def run_run_command(args: argparse.Namespace) -> None:
+    """eval, export or predict of an existing run, with the run's own config."""
+    run_dir = Path(args.logs) / args.run
+    if args.command == "eval":
+        from alexnet.studies.evaluate import evaluate_run
 
-        evaluate_run(run_dir, overrides)
-    elif command == "export":
+        evaluate_run(run_dir, args.overrides)
+    elif args.command == "export":
         from alexnet.export import export_run
 
         export_run(run_dir)
-    elif command == "predict":
+    else:
         from alexnet.export import predict_files
 
-        if not files:
-            raise ConfigError('predict needs image files: make predict IMAGES="a.jpg b.png"')
-        predict_files(run_dir, files)
+        predict_files(run_dir, args.images)
 
 
 if __name__ == "__main__":

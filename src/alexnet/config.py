@@ -1,13 +1,20 @@
 """Typed run configuration: defaults, YAML files that override them, dotted command-line overrides.
 
-Every value is checked before any work starts; a mistyped key, a wrong type or an impossible value fails
-with a message naming the key and what it accepts.
+Every value is checked before any work starts; a mistyped key, a wrong type, an impossible value or two
+values that do not go together fail with a message naming the key and what it accepts, and a file the
+run will read (model.init_from, model.colour_stats) is checked to exist. Optional values are None
+(YAML `null`, or an empty override such as `model.init_from=`).
+
+The model section's names and values are `build_alexnet`'s arguments (alexnet/model.py): one vocabulary
+from the YAML to the layers, checked by the same rule here and there (`check_section`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +22,10 @@ from typing import Literal
 
 import yaml
 
-from alexnet.errors import ConfigError
+from alexnet.errors import ConfigError, DataError
+
+# The paper's weighted layers (section 3.5), in order: the names model.remove_conv and train.freeze use.
+WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 
 def _range(low=None, high=None, low_open=False):
@@ -52,8 +62,8 @@ class ModelConfig:
     input_scale: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
     # Standard deviation of the PCA colour-noise coefficients alpha_i (section 4.1); 0 turns it off.
     colour_noise: float = field(default=0.1, metadata=_range(0.0, None))
-    # JSON file with "mean", "eigval", "eigvec" from `make prepare` (data.colour_stats); "" = ImageNet's.
-    colour_stats: str = ""
+    # JSON file with "mean", "eigval", "eigvec" from `make prepare` (data.colour_stats); None = ImageNet's.
+    colour_stats: str | None = None
     # The switches `make claims` turns, each the paper's choice by default. Hidden-layer non-linearity
     # (section 3.1: ReLU; tanh is what it was compared with).
     activation: Literal["relu", "tanh"] = "relu"
@@ -63,10 +73,11 @@ class ModelConfig:
     # Max-pooling window, stride 2: 3 overlaps (section 3.4), 2 does not; both give the same shapes.
     pool_size: Literal[3, 2] = 3
     # Remove one middle convolutional layer (section 7: "removing any middle layer costs about 2%").
-    remove_conv: Literal["", "conv3", "conv4"] = ""
+    remove_conv: Literal[None, "conv3", "conv4"] = None
     # Fine-tuning: a .keras file (e.g. logs/RUN/best.keras) whose weights start every layer of the same name
-    # and shapes; the others (fc8 when the class count differs) keep their initialisation. "" = none.
-    init_from: str = ""
+    # and shapes; the others (fc8 when the class count differs) keep their initialisation. Not an argument of
+    # build_alexnet: the training driver loads it into the built model.
+    init_from: str | None = None
 
 
 @dataclass
@@ -76,7 +87,7 @@ class DataConfig:
     # demo: generated offline by `make data` into dir; folder: dir/train/<class>/*, dir/val/<class>/*;
     # tfds: a TFDS dataset by name, dir as its data_dir; records: TFRecords written by `make prepare`.
     source: Literal["demo", "folder", "tfds", "records"] = "demo"
-    name: str = ""
+    name: str | None = None  # the TFDS data set (data.source=tfds)
     dir: str = "data/demo"
     train_split: str = "train"
     val_split: str = "val"
@@ -89,14 +100,17 @@ class DataConfig:
     flip: bool = True
     # Training order: a folder's whole file list is shuffled every epoch before any image is read; records and
     # TFDS shuffle their file order, then this many encoded examples (the folder source does not use it).
+    # shuffle=false keeps the listed order (class by class for a folder): for checks that must see the same
+    # batches in two runs, not for training.
+    shuffle: bool = True
     shuffle_buffer: int = field(default=10_000, metadata=_range(1))
-    # Where `make prepare` writes TFRecords; "" = data/records/<source name>.
-    prepared_dir: str = ""
+    # Where `make prepare` writes TFRecords; None = data/records/<source name>.
+    prepared_dir: str | None = None
     # Compute the RGB mean and covariance eigen-decomposition at `make prepare`.
     colour_stats: bool = False
     # A tf.data service dispatcher ("grpc://host:port", `make data-service` starts one here) that runs the
-    # training input pipeline on its workers; "" = in this process. See README "Several GPUs, several machines".
-    service: str = ""
+    # training input pipeline on its workers; None = in this process. See README "Several GPUs, several machines".
+    service: str | None = None
     # Number of images the demo generator makes per class (train; val is a quarter of it).
     demo_images_per_class: int = field(default=150, metadata=_range(1))
 
@@ -158,10 +172,10 @@ class TensorBoardConfig:
     every_steps: int = field(default=10, metadata=_range(1))
     histograms: bool = True
     # Per-layer activation and gradient statistics of a probe batch every this many steps (0: none); see
-    # alexnet/layer_stats.py. They show why a start is flat.
+    # alexnet/training/layer_stats.py. They show why a start is flat.
     layer_stats_steps: int = field(default=50, metadata=_range(0))
-    # Steps "first,last" of the first epoch to trace with the profiler; "" for none.
-    profile_steps: str = ""
+    # Steps of the first epoch to trace with the profiler: first-last (5-10, or [5, 10]; one step: 5); None: none.
+    profile_steps: list[int] | None = field(default=None, metadata={"step_range": True})
 
 
 @dataclass
@@ -179,7 +193,7 @@ class EvalConfig:
 
 @dataclass
 class ClaimsConfig:
-    """`make claims`: the ablation study of the paper's claims (alexnet/claims.py)."""
+    """`make claims`: the ablation study of the paper's claims (alexnet/studies/claims.py)."""
 
     seeds: int = field(default=2, metadata=_range(1))
     # Arms to train (baseline, tanh, no_lrn, pool2, no_colour_noise, no_augment, no_dropout, no_conv3); [] = all.
@@ -190,7 +204,7 @@ class ClaimsConfig:
 
 @dataclass
 class LRFindConfig:
-    """`make lr-find`: the learning-rate range test (alexnet/lr_find.py)."""
+    """`make lr-find`: the learning-rate range test (alexnet/studies/lr_find.py)."""
 
     min_lr: float = field(default=1e-5, metadata=_range(0.0, None, low_open=True))
     max_lr: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
@@ -212,9 +226,31 @@ class Config:
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
 
 
+def _check_step_range(key: str, value) -> list[int]:
+    """[first, last] from 5-10, "5,10", [5, 10] or 5 (one step); ConfigError naming key otherwise."""
+    parts = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        parts = [value, value]
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*([-,]\s*\d+\s*)?", value):
+        parts = [int(v) for v in re.split(r"[-,]", value)] * (1 if re.search(r"[-,]", value) else 2)
+    elif isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        parts = value
+    if parts is None or not 0 <= parts[0] <= parts[1]:
+        raise ConfigError(f"{key}: {value!r} is not a range of steps: write first-last, e.g. 5-10 "
+                          f"(or [5, 10]; one step: 5), first <= last, from 0")
+    return parts
+
+
 def _check_value(key: str, value, hint, metadata):
     """Returns value converted to hint's type, or raises ConfigError naming key."""
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None: optional
+        if value is None:
+            return None
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        origin = typing.get_origin(hint)
+    if metadata.get("step_range"):
+        return _check_step_range(key, value)
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
@@ -251,6 +287,18 @@ def _check_value(key: str, value, hint, metadata):
     return value
 
 
+def check_section(section: str, cls, values: dict) -> dict:
+    """values (name: value) checked and converted against the fields of the config dataclass cls, as
+    load_config checks them; ConfigError naming section.name for an unknown name or a bad value."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key {section}.{unknown[0]}; accepted keys here: {', '.join(fields)}")
+    return {name: _check_value(f"{section}.{name}", value, hints[name], fields[name].metadata)
+            for name, value in values.items()}
+
+
 def _merge(obj, updates: dict, prefix: str = ""):
     """Applies a nested dict of updates to a config dataclass in place, checking every key and value."""
     if not isinstance(updates, dict):
@@ -279,12 +327,16 @@ def parse_overrides(overrides: list[str]) -> dict:
         node = nested
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        node[leaf] = yaml.safe_load(raw) if raw.strip() else None  # key= clears an optional value
     return nested
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults, then the YAML file at path (if any), then dotted overrides; validated throughout."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (), check_files: bool = True) -> Config:
+    """Defaults, then the YAML file at path (if any), then dotted overrides; validated throughout.
+
+    check_files: the files the run will read must exist (off for a finished run's own config, which eval,
+    export and predict read: its init_from source may be gone, and is not needed again).
+    """
     config = Config()
     if path:
         path = Path(path)
@@ -293,16 +345,41 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         _merge(config, yaml.safe_load(path.read_text()) or {})
     _merge(config, parse_overrides(list(overrides)))
     _check_combinations(config)
+    if check_files:
+        _check_files(config)
     return config
 
 
 def _check_combinations(config: Config) -> None:
     """ConfigError for values that are valid alone but not together."""
-    if bool(config.train.freeze) != bool(config.train.freeze_epochs):
+    m, t = config.model, config.train
+    if bool(t.freeze) != bool(t.freeze_epochs):
         raise ConfigError("train.freeze (layer names) and train.freeze_epochs (> 0) go together")
+    layers = [name for name in WEIGHTED_LAYERS if name != m.remove_conv]
+    unknown = [name for name in t.freeze if name not in layers]
+    if unknown:
+        raise ConfigError(f"train.freeze: no layers named {unknown} in this model; its layers with weights are "
+                          f"{', '.join(layers)}")
+    if m.image_size > config.data.resize_size:
+        raise ConfigError(f"model.image_size ({m.image_size}) must not exceed data.resize_size "
+                          f"({config.data.resize_size}): the crops are cut from the resized square")
+    if config.data.source == "tfds" and not config.data.name:
+        raise ConfigError("data.source=tfds needs data.name, e.g. imagenette/320px-v2 or imagenet2012")
     if config.lr_find.min_lr >= config.lr_find.max_lr:
         raise ConfigError(f"lr_find.min_lr ({config.lr_find.min_lr}) must be below lr_find.max_lr "
                           f"({config.lr_find.max_lr})")
+
+
+def _check_files(config: Config) -> None:
+    """DataError for a file the run will read that is not there, naming the key and what writes the file."""
+    m = config.model
+    if m.init_from and not Path(m.init_from).is_file():
+        raise DataError(f"model.init_from: {m.init_from} does not exist; train that run first (configs/folder.yaml "
+                        f"can start from logs/demo/best.keras, which `make train` writes), point it at another "
+                        f"run's best.keras, or set model.init_from= to train from scratch")
+    if m.colour_stats and not Path(m.colour_stats).is_file():
+        raise DataError(f"model.colour_stats: {m.colour_stats} does not exist; write it with `make prepare "
+                        f"ARGS=\"data.colour_stats=true\"`, or set model.colour_stats= for ImageNet's")
 
 
 def to_dict(config: Config) -> dict:

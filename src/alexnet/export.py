@@ -19,8 +19,8 @@ import alexnet.metrics  # noqa: F401  registers the smoothed training loss
 import alexnet.model  # noqa: F401  registers the custom layers a .keras file names
 import alexnet.optim  # noqa: F401  registers the optimizer
 from alexnet import rundir
+from alexnet.data.preprocess import eval_preprocess
 from alexnet.errors import DataError
-from alexnet.preprocess import eval_preprocess
 from alexnet.rundir import RunDir
 
 

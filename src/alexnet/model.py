@@ -12,11 +12,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import keras
 from keras import layers, ops
 
+from alexnet.config import ModelConfig, check_section
 from alexnet.errors import ConfigError, DataError
 from alexnet.seeds import stream_seed
 
@@ -46,7 +48,9 @@ VARIANTS = {
     "owt": {"filters": (64, 192, 384, 256, 256), "groups": (1, 1, 1, 1, 1), "lrn": False},
 }
 FC_UNITS = 4096  # fc6 and fc7 (section 3.5)
-WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+# ModelConfig fields that are not build_alexnet arguments, and build_alexnet arguments that come from elsewhere.
+CONFIG_ONLY = ("init_from",)
+BUILD_ONLY = ("dtype_policy", "seed")
 
 
 def lrn_reference_ops(x, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN_ALPHA, beta=LRN_BETA):
@@ -134,7 +138,7 @@ class Standardize(layers.Layer):
 
 
 def load_colour_stats(path: str | None) -> dict:
-    """RGB mean, eigenvalues and eigenvectors: ImageNet's, or the JSON written by `make prepare`."""
+    """RGB mean, eigenvalues and eigenvectors: ImageNet's (path None), or the JSON written by `make prepare`."""
     if not path:
         return {"mean": IMAGENET_MEAN_RGB, "eigval": IMAGENET_EIGVAL, "eigvec": IMAGENET_EIGVEC}
     try:
@@ -151,12 +155,10 @@ def load_colour_stats(path: str | None) -> dict:
 
 
 def _kernel_initializer(init: str, seed: int | None):
-    """Weights N(0, 0.01) as in section 5, or He-normal; each layer gets its own seed when one is given."""
+    """Weights N(0, 0.01) as in section 5, or He-normal; each layer gets its own seed stream."""
     if init == "paper":
         return keras.initializers.RandomNormal(0.0, 0.01, seed=seed)
-    if init == "he_normal":
-        return keras.initializers.HeNormal(seed=seed)
-    raise ConfigError(f"model.init must be 'paper' or 'he_normal', got {init!r}")
+    return keras.initializers.HeNormal(seed=seed)
 
 
 def build_alexnet(
@@ -164,43 +166,40 @@ def build_alexnet(
     num_classes: int = 1000,
     image_size: int = 227,
     width: float = 1.0,
-    dropout: float = 0.5,
     init: str = "paper",
+    zero_fc8: bool = False,
+    dropout: float = 0.5,
+    centre: str = "dataset",
     input_scale: float = 1.0,
     colour_noise: float = 0.1,
-    colour_stats: dict | None = None,
+    colour_stats: str | None = None,
+    activation: str = "relu",
+    lrn: str | bool = "variant",
+    pool_size: int = 3,
+    remove_conv: str | None = None,
     dtype_policy: str = "float32",
     seed: int | None = None,
-    activation: str = "relu",
-    lrn: bool | None = None,
-    pool_size: int = 3,
-    remove_conv: str = "",
-    zero_fc8: bool = False,
-    per_image_centre: bool = False,
 ) -> keras.Model:
     """Builds AlexNet with layers named as in the paper (conv1..conv5, lrn1, lrn2, pool1, pool2, pool5, fc6..fc8).
 
-    width scales every conv and fc layer (1.0 = the paper); tests build tiny networks with it.
-    dtype_policy is applied per layer ("mixed_bfloat16" etc.); the pre-processing and the softmax stay float32.
-    The switches the paper's claims are checked with, each the paper's choice by default: activation of the
-    hidden layers ("relu", section 3.1, or "tanh"); lrn (None: as the variant has it, section 3.3); pool_size
-    3 (overlapping, stride 2, section 3.4) or 2 (not overlapping; the same output shapes); remove_conv
-    "conv3" or "conv4" drops that layer, the next one then takes the previous layer's maps (section 7).
-    zero_fc8 starts the classifier's weights at 0, per_image_centre subtracts each image's mean colour
-    instead of the data set's (deviations, see ModelConfig).
+    The arguments are ModelConfig's keys with the same names, values and meanings (alexnet/config.py says
+    what each does and where the paper has it), checked by the same rule; num_classes must be at least 1
+    here (the config's 0 means "from the data set"). width scales every conv and fc layer (1.0 = the
+    paper); tests build tiny networks with it. dtype_policy is applied per layer ("mixed_bfloat16" etc.);
+    the pre-processing and the softmax stay float32. seed: every layer's initialisation, each dropout layer
+    and the colour noise draw from their own stream of it (alexnet/seeds.py).
     """
-    if variant not in VARIANTS:
-        raise ConfigError(f"model.variant must be one of {sorted(VARIANTS)}, got {variant!r}")
-    if remove_conv not in ("", "conv3", "conv4"):
-        raise ConfigError(f"model.remove_conv must be '', 'conv3' or 'conv4', got {remove_conv!r}")
+    switches = {name: value for name, value in locals().items() if name not in BUILD_ONLY}
+    check_section("model", ModelConfig, switches)
+    if num_classes < 1:
+        raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
     spec = VARIANTS[variant]
-    lrn = spec["lrn"] if lrn is None else lrn
-    stats = colour_stats or load_colour_stats(None)
+    lrn = spec["lrn"] if lrn == "variant" else lrn
+    stats = load_colour_stats(colour_stats)
     filters = [max(1, round(f * width)) for f in spec["filters"]]
     # Grouped convolutions need even widths.
     filters = [f + f % 2 if g == 2 else f for f, g in zip(filters, spec["groups"], strict=True)]
     fc_units = max(1, round(FC_UNITS * width))
-    _kernel_initializer(init, None)  # fail on a bad name before building anything
 
     def kernel_init(name):
         if zero_fc8 and name == "fc8":
@@ -236,7 +235,7 @@ def build_alexnet(
     images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
     x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=stream_seed(seed, "colour_noise"),
                        name="colour_noise", dtype="float32")(images)
-    x = Standardize(stats["mean"], input_scale, per_image_centre, name="standardize", dtype="float32")(x)
+    x = Standardize(stats["mean"], input_scale, centre == "image", name="standardize", dtype="float32")(x)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:
         x = LocalResponseNormalization(name="lrn1", dtype=dtype_policy)(x)
@@ -262,26 +261,11 @@ def build_alexnet(
     return keras.Model(images, probs, name=f"alexnet_{variant}")
 
 
-def build_from_config(
-    model_config, num_classes: int, dtype_policy: str = "float32", seed: int | None = None
-) -> keras.Model:
-    """build_alexnet with the values of a ModelConfig (num_classes from the dataset when the config says 0)."""
-    return build_alexnet(
-        variant=model_config.variant,
-        num_classes=model_config.num_classes or num_classes,
-        image_size=model_config.image_size,
-        width=model_config.width,
-        dropout=model_config.dropout,
-        init=model_config.init,
-        input_scale=model_config.input_scale,
-        colour_noise=model_config.colour_noise,
-        colour_stats=load_colour_stats(model_config.colour_stats),
-        activation=model_config.activation,
-        lrn=None if model_config.lrn == "variant" else model_config.lrn,
-        pool_size=model_config.pool_size,
-        remove_conv=model_config.remove_conv,
-        zero_fc8=model_config.zero_fc8,
-        per_image_centre=model_config.centre == "image",
-        dtype_policy=dtype_policy,
-        seed=seed,
-    )
+def build_from_config(model_config: ModelConfig, num_classes: int, dtype_policy: str = "float32",
+                      seed: int | None = None) -> keras.Model:
+    """build_alexnet with the values of a ModelConfig of the same names (num_classes from the data set when the
+    config says 0)."""
+    switches = {f.name: getattr(model_config, f.name) for f in dataclasses.fields(model_config)
+                if f.name not in CONFIG_ONLY}
+    switches["num_classes"] = model_config.num_classes or num_classes
+    return build_alexnet(**switches, dtype_policy=dtype_policy, seed=seed)

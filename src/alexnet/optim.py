@@ -14,7 +14,7 @@ class PaperSGD(keras.optimizers.SGD):
     `weight_decay=` argument is decoupled (applied outside the momentum) and is a different rule.
     With decay_biases=False, variables named "bias" are not decayed (Caffe's convention).
     frozen_layers (fine-tuning): the variables of these layers get a learning rate of 0 while the
-    optimizer's `freeze_active` variable is 1 (set by alexnet.finetune.FreezeLayers), so they keep their
+    optimizer's `freeze_active` variable is 1 (set by alexnet.training.finetune.FreezeLayers), so they keep their
     values, momentum and decay included, and train normally once it is 0.
     """
 

@@ -1,7 +1,7 @@
 """The run directory, logs/RUN/: every file and folder name of a run, and how they are read and written.
 
-Every run file is written through `write_json` (or renamed into place like it), so a crash never leaves
-half a file. Commands that read a finished run back (eval, export, predict) use the run's own resolved
+Every run file is written atomically (alexnet/files.py, or renamed into place like it), so a crash never
+leaves half a file. Commands that read a finished run back (eval, export, predict) use the run's own resolved
 config and class names from here, never the command line's.
 
 Example:
@@ -12,18 +12,18 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from alexnet.config import Config, config_yaml, load_config
 from alexnet.errors import DataError, RunFinishedError
+from alexnet.files import read_json, write_text
 
 CONFIG = "config.yaml"
 CLASSES = "classes.json"
 TRAIN_EVENTS = "train"
 VALIDATION_EVENTS = "validation"
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's file pattern, in the run directory and in the two above
+HISTORY = "history.csv"
 BEST_MODEL = "best.keras"
 BEST_RECORD = "best.json"
 LR_SCHEDULE = "lr_schedule.json"
@@ -48,12 +48,14 @@ CONTENTS = {
     f"{VALIDATION_EVENTS}/": "TensorBoard, validation: loss, top-1/top-5 error per epoch",
     EVENT_FILES: ("TensorBoard, the rest: augmented inputs as the network sees them, conv1 filters (the paper's "
                   "Figure 3), weight histograms, hparams with the final metrics, the config as text"),
+    HISTORY: ("one row per epoch: step, loss, top-1/top-5 error on training and validation, learning rate, "
+              "images/s, seconds, the process's peak memory in GB (also in TensorBoard, `epoch_peak_memory_gb`)"),
     BEST_MODEL: "the model with the lowest validation top-1 error",
     BEST_RECORD: "the best epoch and its validation errors",
     LR_SCHEDULE: "the learning-rate schedule's state after every epoch (a resumed run continues it)",
     f"{BACKUP}/": ("weights, optimizer and epoch, saved every epoch and every `train.backup_every_steps` steps; "
                    "removed when the run completes"),
-    f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps="5,10"`',
+    f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps=5-10`',
     f"{EXPORT}/": "the SavedModel",
     FINAL_METRICS: "written last: the run is complete",
     EVAL_RECORD: ("`make eval`: centre-crop and 10-crop top-1/top-5 error, loss, images and seconds, their time "
@@ -71,28 +73,6 @@ def contents_table() -> str:
     """CONTENTS as the Markdown table README's "What a run writes" shows."""
     rows = [f"| `{entry}` | {what} |" for entry, what in CONTENTS.items()]
     return "\n".join(["| path | contents |", "|---|---|", *rows])
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Writes text under a temporary name in the same folder, then renames it into place.
-
-    The rename is atomic, so a reader (or a run resumed after a crash) sees the old file or the new one,
-    never half of one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: str | Path, content) -> None:
-    """Writes content as JSON, atomically (write_text)."""
-    write_text(path, json.dumps(content, indent=1) + "\n")
-
-
-def read_json(path: str | Path):
-    """The JSON content of path."""
-    return json.loads(Path(path).read_text())
 
 
 class RunDir:
@@ -133,7 +113,8 @@ class RunDir:
 
     def load_config(self, overrides: list[str] = ()) -> Config:
         """The run's resolved config, with command-line overrides (such as another data.dir) on top."""
-        return load_config(self.require(CONFIG, f"train first with `make train RUN={self.name}`"), overrides)
+        return load_config(self.require(CONFIG, f"train first with `make train RUN={self.name}`"), overrides,
+                           check_files=False)
 
     def class_names(self) -> list[str]:
         """The class names of the run's classifier, in label order."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+AUTOTUNE = tf.data.AUTOTUNE
+
 
 def start_service(port: int = 0, workers: int = 1) -> tuple[tf.data.experimental.service.DispatchServer, list]:
     """A dispatcher on port (0: any free one) and `workers` workers registered with it; returns both."""
@@ -25,3 +27,18 @@ def serve(port: int, workers: int) -> None:
     print(f"tf.data service: dispatcher {dispatcher.target}, {workers} worker(s) in this process; train through it "
           f"with make train ARGS=\"data.service={dispatcher.target}\"; Ctrl-C stops", flush=True)
     dispatcher.join()
+
+
+def through_service(dataset: tf.data.Dataset, address: str, job_name: str) -> tf.data.Dataset:
+    """dataset, processed by the workers of the tf.data service whose dispatcher is at address.
+
+    Everything up to here (reading, decoding, augmentation, batching) runs on the service's workers, which
+    may be CPU hosts of their own; the trainer only receives batches. "parallel_epochs": every service worker
+    runs the whole pipeline and the trainer takes batches from all of them, so with one service worker an
+    epoch holds exactly the examples of the local pipeline. Consumers sharing job_name share one job.
+    """
+    distributed = dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode="parallel_epochs", service=address, job_name=job_name))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return distributed.prefetch(AUTOTUNE).with_options(options)

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
 import numpy as np
 import tensorflow as tf
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
+
+def subplots(*args, figsize, dpi=100, **kwargs):
+    """(figure, axes) like pyplot.subplots, without pyplot: no global backend or figure registry, no display.
+
+    A Figure made directly renders with matplotlib's Agg canvas whatever backend the importer chose.
+    """
+    figure = Figure(figsize=figsize, dpi=dpi)
+    return figure, figure.subplots(*args, **kwargs)
 
 
 def to_png(figure) -> bytes:
-    """The figure as PNG bytes; the figure is closed."""
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
 
 
@@ -33,7 +38,7 @@ def tensorboard_image(tag: str, png: bytes, step: int = 0) -> None:
 def lr_find_plot(rates, losses, smoothed, suggested: float, uniform: float, y_limit: float, title: str) -> bytes:
     """Loss against learning rate (log axis), the smoothed curve, the suggested rate and the loss of a uniform
     guess (uniform) marked."""
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+    figure, axes = subplots(figsize=(7, 4.5), dpi=100)
     axes.plot(rates, losses, color="0.75", linewidth=1, label="loss of each step")
     axes.plot(rates, smoothed, color="C0", linewidth=2, label="smoothed")
     axes.axvline(suggested, color="C2", linestyle="--", label=f"suggested {suggested:.2g}")
@@ -53,7 +58,7 @@ def top5_predictions(images: np.ndarray, true_names: list[str], top5: list[list[
     top5[i] is [(class name, probability)] of image i, most probable first; the true class's bar is red.
     """
     count = len(images)
-    figure, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.6), dpi=100,
+    figure, axes = subplots(2, count, figsize=(2.2 * count, 4.6), dpi=100,
                                 gridspec_kw={"height_ratios": [1, 0.8]})
     axes = np.asarray(axes).reshape(2, count)
     for i in range(count):
@@ -77,7 +82,7 @@ def nearest_neighbours_grid(queries: np.ndarray, query_names: list[str], neighbo
     queries: (Q, H, W, 3); neighbours: (Q, K, H, W, 3), nearest first.
     """
     rows, columns = neighbours.shape[0], neighbours.shape[1] + 1
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), dpi=100)
+    figure, axes = subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), dpi=100)
     axes = np.asarray(axes).reshape(rows, columns)
     for r in range(rows):
         axes[r, 0].imshow(queries[r])
@@ -95,7 +100,7 @@ def confusion_matrix(matrix: np.ndarray, names: list[str], title: str) -> bytes:
     """A confusion matrix (rows: true class, columns: predicted), each row as a fraction of its images."""
     fractions = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = min(24, 3 + 0.25 * len(names))
-    figure, axes = plt.subplots(figsize=(size, size * 0.9), dpi=100)
+    figure, axes = subplots(figsize=(size, size * 0.9), dpi=100)
     shown = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(names))
     label_size = 8 if len(names) <= 30 else 5
@@ -116,7 +121,7 @@ def confusion_matrix(matrix: np.ndarray, names: list[str], title: str) -> bytes:
 def figure1(curves: dict[str, list[list[float]]], threshold: float) -> bytes:
     """The paper's Figure 1 re-drawn: training error against epochs for each network (one line per seed),
     with the threshold the speed is measured at."""
-    figure, axes = plt.subplots(figsize=(6.5, 4.5), dpi=100)
+    figure, axes = subplots(figsize=(6.5, 4.5), dpi=100)
     styles = {0: "-", 1: "--"}
     for colour, (name, seeds) in enumerate(curves.items()):
         for seed, errors in enumerate(seeds):

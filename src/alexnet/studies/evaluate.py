@@ -25,13 +25,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import figures, rundir
+from alexnet import rundir
+from alexnet.data.pipeline import dataset_info, encoded_examples, make_dataset
+from alexnet.data.preprocess import eval_preprocess, ten_crops
 from alexnet.export import load_best_model
-from alexnet.input_pipeline import make_dataset
-from alexnet.preprocess import eval_preprocess, ten_crops
-from alexnet.projector import write_projector
-from alexnet.rundir import RunDir, write_json
-from alexnet.sources import dataset_info, encoded_examples
+from alexnet.files import write_json
+from alexnet.rundir import RunDir
+from alexnet.studies import figures
+from alexnet.studies.projector import write_projector
 
 # The multi-crop row of Table 2, by the number of crops averaged (5: a run trained with data.flip=false).
 TEN_CROP_ROWS = {10: "10 crops", 5: "5 crops, no mirrors (trained without flips)"}

@@ -1,12 +1,16 @@
-"""TensorBoard and console reporting for a training run.
+"""TensorBoard, console and history reporting for a training run.
 
 Scalars use the optimizer's iteration count as their step, so a resumed run continues each series
 instead of restarting it at 0; events at or below the last step already on disk are not written again.
 Train scalars go to run_dir/train, validation scalars to run_dir/validation, everything else to run_dir.
+Every epoch also appends one row to run_dir/history.csv (HISTORY_COLUMNS), the documented record that
+studies read back (`read_history`).
 """
 
 from __future__ import annotations
 
+import csv
+import resource
 import time
 from pathlib import Path
 
@@ -18,9 +22,9 @@ from tensorboard.plugins.hparams import api as hp
 
 from alexnet import rundir
 from alexnet.config import config_yaml, to_dict
-from alexnet.layer_stats import LayerProbe
 from alexnet.metrics import errors, validation_errors
 from alexnet.seeds import stream_seed
+from alexnet.training.layer_stats import LayerProbe
 
 
 def last_logged_steps(log_dir: Path) -> dict:
@@ -37,6 +41,36 @@ def last_logged_steps(log_dir: Path) -> dict:
 
 
 FILTER_ZOOM = 4
+HISTORY_COLUMNS = ("epoch", "step", "loss", "top1_error", "top5_error", "val_loss", "val_top1_error",
+                   "val_top5_error", "learning_rate", "images_per_second", "seconds", "peak_memory_gb")
+
+
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far, in GB (getrusage's ru_maxrss, which Linux gives in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def append_history(path: Path, row: dict) -> None:
+    """Appends one epoch's row (HISTORY_COLUMNS; missing values empty) to the history CSV, header first."""
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, HISTORY_COLUMNS, restval="")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_history(run_dir) -> list[dict]:
+    """history.csv's rows as {column: float, "epoch" and "step" int}, one per epoch in order: the last row
+    written for an epoch that a resume ran again; a line cut short by a crash is left out."""
+    rows = {}
+    with open(Path(run_dir) / rundir.HISTORY, newline="") as f:
+        for row in csv.DictReader(f):
+            if None in row or any(row[c] is None for c in HISTORY_COLUMNS):
+                continue  # a partial last line
+            rows[int(row["epoch"])] = {c: (int(v) if c in ("epoch", "step") else float(v)) if v else None
+                                       for c, v in row.items()}
+    return [rows[e] for e in sorted(rows)]
 
 
 def tile(images: np.ndarray, columns: int) -> np.ndarray:
@@ -90,8 +124,7 @@ class TrainingReporter(keras.callbacks.Callback):
         names = (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS, "")
         self.writers = {n: tf.summary.create_file_writer(str(self.run_dir / n)) for n in names}
         self.last_step = {n: last_logged_steps(self.run_dir / n) for n in names}
-        profile = config.tensorboard.profile_steps
-        self.profile_range = tuple(int(s) for s in profile.split(",")) if profile else None
+        self.profile_range = config.tensorboard.profile_steps  # [first, last] or None
         self.final_logs: dict = {}
 
     def _step(self) -> int:
@@ -162,7 +195,13 @@ class TrainingReporter(keras.callbacks.Callback):
             line += (f" | val loss {val['loss']:.4f}, top-1 error {val['top1_error']:.2%}, "
                      f"top-5 error {val['top5_error']:.2%}")
             self.final_logs = {f"final/{k}": v for k, v in val.items()}
-        print(f"{line} | lr {lr:.3g}, {rate:.1f} img/s, {seconds:.0f} s", flush=True)
+        memory = peak_memory_gb()
+        self._scalars(rundir.TRAIN_EVENTS, step, {"epoch_peak_memory_gb": memory})
+        print(f"{line} | lr {lr:.3g}, {rate:.1f} img/s, {seconds:.0f} s, peak memory {memory:.1f} GB", flush=True)
+        append_history(self.run_dir / rundir.HISTORY, {
+            "epoch": epoch + 1, "step": step, **{k: train[k] for k in ("loss", "top1_error", "top5_error")},
+            **({f"val_{k}": v for k, v in val.items()} if val else {}), "learning_rate": lr,
+            "images_per_second": rate, "seconds": seconds, "peak_memory_gb": memory})
         if self._is_new("", "filters/conv1", step):
             self._epoch_images_and_histograms(step)
         for writer in self.writers.values():

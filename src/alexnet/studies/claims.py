@@ -22,11 +22,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import figures, rundir
+from alexnet import rundir
 from alexnet.config import Config, load_config
-from alexnet.demo_data import ensure_demo_data
+from alexnet.data.demo import ensure_demo_data
 from alexnet.errors import ConfigError
-from alexnet.rundir import RunDir, read_json, write_json
+from alexnet.files import read_json, write_json
+from alexnet.rundir import RunDir
+from alexnet.studies import figures
+from alexnet.training.reporting import read_history
 
 REPORT, RECORD, FIGURE_1, REPORT_EVENTS = "report.md", "claims.json", "figure1.png", "report"
 
@@ -81,7 +84,7 @@ def arms(selected: list[str]) -> dict[str, tuple[str, ...]]:
 
 def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> dict:
     """Trains every arm x seed that has not finished, then writes the report; returns claims.json's content."""
-    from alexnet.train import train_and_evaluate
+    from alexnet.training.driver import train_and_evaluate
 
     study = Path(logs_dir) / "claims"
     config = load_config(config_path, overrides)
@@ -105,31 +108,18 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
 
 
 def run_summary(run_dir: Path, threshold: float) -> dict:
-    """The figures of one finished run: final errors, train-val gap, steps to the training-error threshold,
-    and the training error per epoch."""
-    events = epoch_series(run_dir)
+    """The figures of one finished run, from its history.csv: final errors, train-val gap, steps to the
+    training-error threshold, and the training error per epoch."""
     final = read_json(RunDir(run_dir).require(rundir.FINAL_METRICS, "the study has not finished it: run make claims"))
-    reached = [step for step, error in events["train"] if error <= threshold]
-    (last_step, last_train), last_val = events["train"][-1], events["val"][-1][1]
-    steps_per_epoch = events["train"][0][0]
+    history = read_history(run_dir)
+    reached = [row["step"] for row in history if row["top1_error"] <= threshold]
+    last = history[-1]
+    steps_per_epoch = history[0]["step"] // history[0]["epoch"]
     # A run that never reaches the threshold counts as one epoch longer than it ran: a lower bound.
-    return {"val_top1_error": last_val, "train_top1_error": last_train, "gap": last_val - last_train,
-            "best_val_top1_error": final["val_top1_error"], "threshold_reached": bool(reached),
-            "steps": reached[0] if reached else last_step + steps_per_epoch,
-            "train_error_by_epoch": [error for _, error in events["train"]]}
-
-
-def epoch_series(run_dir: Path) -> dict:
-    """{"train": [(step, top-1 error)], "val": [...]} per epoch, from the run's TensorBoard event files."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    series = {}
-    for role, directory in (("train", rundir.TRAIN_EVENTS), ("val", rundir.VALIDATION_EVENTS)):
-        accumulator = EventAccumulator(str(run_dir / directory), size_guidance={"tensors": 0})
-        accumulator.Reload()
-        events = accumulator.Tensors("epoch_top1_error")
-        series[role] = sorted((e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events)
-    return series
+    return {"val_top1_error": last["val_top1_error"], "train_top1_error": last["top1_error"],
+            "gap": last["val_top1_error"] - last["top1_error"], "best_val_top1_error": final["val_top1_error"],
+            "threshold_reached": bool(reached), "steps": reached[0] if reached else last["step"] + steps_per_epoch,
+            "train_error_by_epoch": [row["top1_error"] for row in history]}
 
 
 def verdict(effect: float, spread: float) -> str:
@@ -194,7 +184,7 @@ def report_markdown(record: dict, config_path: str, overrides: list[str], has_fi
     command = f"make claims CONFIG={config_path}" + (f' ARGS="{" ".join(overrides)}"' if overrides else "")
     lines = [
         "# The paper's claims, re-run", "",
-        f"Command: `{command}`; {record['seeds']} seeds per arm; verdicts computed by alexnet/claims.py: "
+        f"Command: `{command}`; {record['seeds']} seeds per arm; verdicts computed by alexnet/studies/claims.py: "
         "*holds* when the effect goes the paper's way by more than the seed spread (the larger min-max range "
         "of the two arms), *reversed* when it goes the other way by more, *within noise* otherwise.", "",
         "| claim (section) | the paper | metric | baseline | without it | difference | verdict |",

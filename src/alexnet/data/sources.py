@@ -1,12 +1,10 @@
-"""Data sources: where encoded images and their labels come from. No pre-processing here.
+"""Data sources of encoded images: folders of image files and TFDS data sets. No pre-processing here.
 
     folder:  DIR/<split>/<class>/*.jpg (also .jpeg .png .bmp .gif); unreadable files found once, named, skipped
     tfds:    a TFDS image-classification data set, images left encoded
-    records: the TFRecord shards `make prepare` writes (a resize_size square JPEG and a label per record)
 
-`encoded_examples(data, split, pipelines, pipeline_id, shuffle, seed)` gives one input pipeline's share of a split as
-(encoded bytes, int64 label); `dataset_info(data)` the class names and example counts. `data` is the
-config's data section.
+The third source, the TFRecords `make prepare` writes, is alexnet/data/records.py; alexnet/data/pipeline.py
+chooses among the three (`encoded_examples`, `dataset_info`). `data` is the config's data section.
 """
 
 from __future__ import annotations
@@ -18,21 +16,15 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from alexnet.errors import ConfigError, DataError
-from alexnet.preprocess import decode_rgb
-from alexnet.rundir import read_json, write_json
+from alexnet.data.preprocess import decode_rgb
+from alexnet.errors import DataError
+from alexnet.files import read_json, write_json
 from alexnet.seeds import stream_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "val")
 # Folder sources: files with these suffixes (any letter case) are images; their content decides the decoder.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-# Written by `make prepare` next to its shards: class names, counts and the shard file names per split.
-RECORDS_INFO = "dataset.json"
-RECORD_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),  # a resize_size x resize_size JPEG
-    "label": tf.io.FixedLenFeature([], tf.int64),
-}
 
 
 @dataclasses.dataclass
@@ -42,49 +34,6 @@ class DatasetInfo:
     class_names: list[str]
     num_train: int  # examples usable (bad files excluded)
     num_val: int
-
-
-def dataset_info(data) -> DatasetInfo:
-    """Class names and usable example counts of the data section's source (scans a folder once, see folder_files)."""
-    if data.source == "records":
-        info = read_records_info(data.dir)
-        return DatasetInfo(info["class_names"], info["counts"]["train"], info["counts"]["val"])
-    if data.source == "tfds":
-        builder = tfds_builder(data)
-        counts = [int(tfds_split(builder, data, role).cardinality()) for role in SPLITS]
-        return DatasetInfo(list(builder.info.features["label"].names), *counts)
-    class_names, train_files, _ = folder_files(data.dir, data.train_split)
-    _, val_files, _ = folder_files(data.dir, data.val_split, class_names)
-    return DatasetInfo(class_names, len(train_files), len(val_files))
-
-
-def encoded_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
-                     seed: int | None = None) -> tf.data.Dataset:
-    """(encoded image bytes, int64 label) of split ("train"/"val") for input pipeline pipeline_id of pipelines.
-
-    shuffle: in an order redrawn at every pass (epoch), from seed's streams (None: drawn afresh). A folder
-    source shuffles its whole list of (path, label) entries before any file is read, a global shuffle that
-    costs only strings; records and TFDS shuffle their file order and then data.shuffle_buffer examples
-    (both are written in a shuffled order: `make prepare`'s records, TFDS's own preparation).
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    if data.source == "records":
-        return read_records(data.dir, split, pipelines, pipeline_id, data.shuffle_buffer if shuffle else 0, seed)
-    if data.source == "tfds":
-        ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id, stream_seed(seed, "shuffle/files"))
-        if shuffle:
-            ds = ds.shuffle(data.shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
-                            reshuffle_each_iteration=True)
-        return ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
-    class_names = list_folder(data.dir, data.train_split)[0]
-    _, files, labels = folder_files(data.dir, data.train_split if split == "train" else data.val_split, class_names)
-    # Element-level sharding: every pipeline gets floor or ceil of len/pipelines files, never fewer batches.
-    files, labels = files[pipeline_id::pipelines], labels[pipeline_id::pipelines]
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(labels, tf.int64)))
-    if shuffle:  # the files are listed class by class: only a shuffle of the whole list mixes the classes
-        ds = ds.shuffle(len(files), seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
-    return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
 
 
 # ----- folder source: root/<split>/<class>/<image files> -----
@@ -117,6 +66,24 @@ def list_folder(root: str, split_dir: str, class_names: list[str] | None = None)
     if not files:
         raise DataError(f"image folder {split_path} has no images: {layout}")
     return class_names, files, labels
+
+
+def folder_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
+                    seed: int | None = None) -> tf.data.Dataset:
+    """(file bytes, int64 label) of a folder split for input pipeline pipeline_id of pipelines.
+
+    shuffle: the whole list of (path, label) entries, in an order redrawn every pass, before any file is
+    read. The files are listed class by class, so only a shuffle of the whole list mixes the classes; it
+    costs only strings, where a buffer of encoded images wide enough would hold the data set.
+    """
+    class_names = list_folder(data.dir, data.train_split)[0]
+    _, files, labels = folder_files(data.dir, data.train_split if split == "train" else data.val_split, class_names)
+    # Element-level sharding: every pipeline gets floor or ceil of len/pipelines files, never fewer batches.
+    files, labels = files[pipeline_id::pipelines], labels[pipeline_id::pipelines]
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(labels, tf.int64)))
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
+    return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
 
 
 def folder_files(root: str, split_dir: str, class_names: list[str] | None = None) -> tuple[list, list, list]:
@@ -177,8 +144,6 @@ def tfds_builder(data):
     """The prepared TFDS builder for data.name in data.dir (downloads unless present; imagenet2012 is manual)."""
     import tensorflow_datasets as tfds
 
-    if not data.name:
-        raise ConfigError("data.source=tfds needs data.name, e.g. imagenette/320px-v2 or imagenet2012")
     builder = tfds.builder(data.name, data_dir=data.dir or None)
     try:
         builder.download_and_prepare()
@@ -209,53 +174,12 @@ def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 
         shuffle_seed=file_seed), decoders={"image": tfds.decode.SkipDecoding()})
 
 
-# ----- records source: TFRecord shards written by `make prepare` -----
-
-
-def read_records_info(records_dir: str) -> dict:
-    """The JSON `make prepare` writes last: class names, counts and shard files per split."""
-    path = Path(records_dir) / RECORDS_INFO
-    if not path.is_file():
-        raise DataError(f"{path} not found: write the records first with `make prepare` "
-                                f"(data.source=records reads data.dir = the prepared directory)")
-    return read_json(path)
-
-
-def serialize_example(jpeg: bytes, label: int) -> bytes:
-    """One record: a resize_size square JPEG and its label."""
-    feature = {
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle_buffer: int = 0,
-                 seed: int | None = None) -> tf.data.Dataset:
-    """(encoded JPEG, int64 label) of split ("train"/"val") from the shards named in the prepared JSON.
-
-    Shards are written round-robin, so when their number divides by the pipelines each pipeline takes whole
-    files and still gets floor(n / pipelines) examples or more; otherwise it takes every pipelines-th record.
-    shuffle_buffer > 0: the file order is reshuffled at every pass, then that many records are shuffled.
-    """
-    files = [str(Path(records_dir) / f) for f in read_records_info(records_dir)["files"][split]]
-    by_file = pipelines > 1 and len(files) % pipelines == 0
-    if by_file:
-        files = files[pipeline_id::pipelines]
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    # Element sharding needs the same record order in every pipeline: one file order for all of them.
-    if shuffle_buffer and (seed is not None or by_file or pipelines == 1):
-        ds = ds.shuffle(len(files), seed=stream_seed(seed, "shuffle/files"), reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-                       deterministic=True)
-    if pipelines > 1 and not by_file:
-        ds = ds.shard(pipelines, pipeline_id)
-    if shuffle_buffer:
-        ds = ds.shuffle(shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
+def tfds_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
+                  seed: int | None = None) -> tf.data.Dataset:
+    """(encoded image bytes, int64 label) of a TFDS split for input pipeline pipeline_id of pipelines; shuffle:
+    the file order and then data.shuffle_buffer examples (TFDS writes its files in a shuffled order)."""
+    ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id, stream_seed(seed, "shuffle/files"))
+    if shuffle:
+        ds = ds.shuffle(data.shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
                         reshuffle_each_iteration=True)
-    return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
-
-
-def _parse_record(record):
-    example = tf.io.parse_single_example(record, RECORD_FEATURES)
-    return example["image"], example["label"]
+    return ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)

@@ -1,4 +1,5 @@
-"""`make prepare`: write a data source once as sharded TFRecords of resize_size x resize_size JPEGs.
+"""The records source: a data source written once by `make prepare` as sharded TFRecords of resize_size x
+resize_size JPEGs, and read back with data.source=records.
 
 Each image becomes the central square of its shorter-side-resized self (section 2), so training and
 evaluation later decode small files. Unreadable images are skipped, counted and named here. With
@@ -15,17 +16,25 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from alexnet import sources
-from alexnet.errors import ConfigError
-from alexnet.preprocess import resized_square
-from alexnet.rundir import write_json
+from alexnet.data import sources
+from alexnet.data.preprocess import resized_square
+from alexnet.errors import ConfigError, DataError
+from alexnet.files import read_json, write_json
+from alexnet.seeds import stream_seed
 
+AUTOTUNE = tf.data.AUTOTUNE
 IMAGES_PER_SHARD = 5000  # ~100-150 MB of 256x256 JPEGs per file
 SHARD_MULTIPLE = 8  # shard counts divide by 1, 2, 4 and 8 input pipelines, which then read whole files
 JPEG_QUALITY = 95
 PIXELS_PER_IMAGE = 16  # random pixels per training image for the colour statistics (a subsample suffices)
 PROGRESS_SECONDS = 10
 COLOUR_STATS = "colour_stats.json"
+# Written by `make prepare` last, next to its shards: class names, counts and the shard file names per split.
+RECORDS_INFO = "dataset.json"
+RECORD_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),  # a resize_size x resize_size JPEG
+    "label": tf.io.FixedLenFeature([], tf.int64),
+}
 
 
 def colour_statistics(pixels) -> dict:
@@ -55,7 +64,7 @@ def prepare(data) -> dict:
         raise ConfigError("data.source=records is already prepared; prepare reads a folder, demo or tfds source")
     out = Path(data.prepared_dir or Path("data/records") / (data.name or Path(data.dir).name))
     out.mkdir(parents=True, exist_ok=True)
-    (out / sources.RECORDS_INFO).unlink(missing_ok=True)  # readers must not pair an old index with new shards
+    (out / RECORDS_INFO).unlink(missing_ok=True)  # readers must not pair an old index with new shards
     class_names, examples = _examples(data)
     info = {"class_names": class_names, "resize_size": data.resize_size, "counts": {}, "files": {}, "skipped": {}}
     pixels = []
@@ -73,7 +82,7 @@ def prepare(data) -> dict:
         write_json(out / COLOUR_STATS, stats)
         print(f"colour statistics of {len(pixels) * PIXELS_PER_IMAGE} training pixels: {out / COLOUR_STATS} "
               f"(use it with model.colour_stats={out / COLOUR_STATS})")
-    write_json(out / sources.RECORDS_INFO, info)
+    write_json(out / RECORDS_INFO, info)
     written, skipped = sum(info["counts"].values()), sum(len(s) for s in info["skipped"].values())
     seconds = time.perf_counter() - start
     print(f"prepared {out}: {written} images written, {skipped} skipped, {seconds:.1f} s")
@@ -114,13 +123,13 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
         return index, tf.io.encode_jpeg(square, quality=JPEG_QUALITY), example[1], sample
 
     # In order, so a gap in the indices names the example that failed to decode (ignore_errors is silent).
-    encoded = ds.enumerate().map(encode, num_parallel_calls=sources.AUTOTUNE, deterministic=True).ignore_errors()
+    encoded = ds.enumerate().map(encode, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
     writers = [tf.io.TFRecordWriter(str(out / f) + ".tmp") for f in files]
     written, skipped, pixels, last_report = 0, [], [], time.perf_counter()
     start = last_report
-    for index, jpeg, label, sample in encoded.prefetch(sources.AUTOTUNE).as_numpy_iterator():
+    for index, jpeg, label, sample in encoded.prefetch(AUTOTUNE).as_numpy_iterator():
         skipped += names[written + len(skipped) : index]
-        writers[written % shards].write(sources.serialize_example(jpeg, int(label)))
+        writers[written % shards].write(serialize_example(jpeg, int(label)))
         written += 1
         pixels.append(sample)
         if time.perf_counter() - last_report > PROGRESS_SECONDS:
@@ -136,3 +145,54 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
     print(f"{role}: {written} images in {shards} shards")
     return files, skipped, pixels
 
+
+# ----- reading -----
+
+
+def read_records_info(records_dir: str) -> dict:
+    """The JSON `make prepare` writes last: class names, counts and shard files per split."""
+    path = Path(records_dir) / RECORDS_INFO
+    if not path.is_file():
+        raise DataError(f"{path} not found: write the records first with `make prepare` "
+                                f"(data.source=records reads data.dir = the prepared directory)")
+    return read_json(path)
+
+
+def serialize_example(jpeg: bytes, label: int) -> bytes:
+    """One record: a resize_size square JPEG and its label."""
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle_buffer: int = 0,
+                 seed: int | None = None) -> tf.data.Dataset:
+    """(encoded JPEG, int64 label) of split ("train"/"val") from the shards named in the prepared JSON.
+
+    Shards are written round-robin, so when their number divides by the pipelines each pipeline takes whole
+    files and still gets floor(n / pipelines) examples or more; otherwise it takes every pipelines-th record.
+    shuffle_buffer > 0: the file order is reshuffled at every pass, then that many records are shuffled.
+    """
+    files = [str(Path(records_dir) / f) for f in read_records_info(records_dir)["files"][split]]
+    by_file = pipelines > 1 and len(files) % pipelines == 0
+    if by_file:
+        files = files[pipeline_id::pipelines]
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    # Element sharding needs the same record order in every pipeline: one file order for all of them.
+    if shuffle_buffer and (seed is not None or by_file or pipelines == 1):
+        ds = ds.shuffle(len(files), seed=stream_seed(seed, "shuffle/files"), reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+                       deterministic=True)
+    if pipelines > 1 and not by_file:
+        ds = ds.shard(pipelines, pipeline_id)
+    if shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
+                        reshuffle_each_iteration=True)
+    return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
+
+
+def _parse_record(record):
+    example = tf.io.parse_single_example(record, RECORD_FEATURES)
+    return example["image"], example["label"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import keras
 
+from alexnet.files import read_json, write_json
 from alexnet.metrics import validation_errors
-from alexnet.rundir import read_json, write_json
 
 
 class LearningRateController(keras.callbacks.Callback):

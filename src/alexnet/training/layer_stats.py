@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet.model import WEIGHTED_LAYERS
+from alexnet.config import WEIGHTED_LAYERS
 
 
 class LayerProbe:

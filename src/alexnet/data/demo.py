@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from alexnet.rundir import read_json, write_json
+from alexnet.files import read_json, write_json
 
 SHAPES = ("disc", "ring", "square", "triangle", "cross", "star")
 TEXTURES = ("horizontal_stripes", "vertical_stripes", "checkerboard", "dots")

@@ -13,16 +13,11 @@ from pathlib import Path
 
 import keras
 
-from alexnet.errors import ConfigError, DataError
-
 
 def load_matching_weights(model: keras.Model, path: str | Path) -> list[str]:
     """Copies the weights of every layer of the .keras model at path into model's layer of the same name and
-    shapes; returns, for each of model's weighted layers left as initialised, its name and why."""
-    if not Path(path).is_file():
-        raise DataError(f"model.init_from: {path} does not exist; train that run first (configs/folder.yaml "
-                        f"starts from logs/demo/best.keras, which `make train` writes), point it at another "
-                        f"run's best.keras, or set model.init_from= to train from scratch")
+    shapes; returns, for each of model's weighted layers left as initialised, its name and why. The config
+    check has made sure that the file exists."""
     source = keras.saving.load_model(path, safe_mode=True, compile=False)
     source_layers = {layer.name: layer for layer in source.layers}
     kept = []
@@ -56,9 +51,7 @@ class FreezeLayers(keras.callbacks.Callback):
         self.layers, self.epochs = layers, epochs
 
     def on_train_begin(self, logs=None):
-        missing = sorted(set(self.layers) - {layer.name for layer in self.model.layers})
-        if missing:
-            raise ConfigError(f"train.freeze: no layers named {missing} in {self.model.name}")
+        # The layer names were checked with the config (alexnet/config.py).
         self.optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)  # loss scaling
         if not self.optimizer.built:  # fit builds it at the first step; the flag must exist before
             self.optimizer.build(self.model.trainable_variables)

@@ -23,15 +23,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import sources
-from alexnet.bench_gpu import EpochTimer
-from alexnet.data_service import start_service
-from alexnet.demo_data import ensure_demo_data
+from alexnet.bench.gpu import EpochTimer
+from alexnet.data import sources
+from alexnet.data.demo import ensure_demo_data
+from alexnet.data.pipeline import dataset_info, make_dataset
+from alexnet.data.preprocess import decode_rgb
+from alexnet.data.records import read_records
+from alexnet.data.service import start_service, through_service
 from alexnet.errors import ConfigError
-from alexnet.input_pipeline import make_dataset, through_service
+from alexnet.files import write_json
 from alexnet.model import LocalResponseNormalization, build_alexnet
-from alexnet.preprocess import decode_rgb
-from alexnet.rundir import write_json
 
 AUTOTUNE = tf.data.AUTOTUNE
 TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9}
@@ -147,7 +148,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
 
     The LRN ratio and the fit from files use config.train.precision and config.train.jit_compile.
     """
-    from alexnet.prepare import prepare
+    from alexnet.data.records import prepare
 
     settings = settings or BenchSettings()
     if config.data.source not in ("demo", "folder"):
@@ -156,7 +157,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     logs_dir = Path(logs_dir)
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     ensure_demo_data(config.data)
-    files_info = sources.dataset_info(config.data)
+    files_info = dataset_info(config.data)
     num_classes = len(files_info.class_names)
     image_size = config.model.image_size
 
@@ -218,7 +219,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     prepared = prepare(dataclasses.replace(config.data, prepared_dir=str(logs_dir / "bench_records")))
     records_data = dataclasses.replace(config.data, source="records", dir=str(prepared["dir"]))
     records = pipeline_beside_bare("records", "prepared 256x256 records", records_data,
-                                   sources.read_records(str(prepared["dir"]), "train").map(lambda data, label: data))
+                                   read_records(str(prepared["dir"]), "train").map(lambda data, label: data))
     ratio("records_speedup", "make_dataset records / JPEG files", records / jpeg)
 
     # (d) the whole training step fed from the JPEG files.

@@ -13,11 +13,51 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from alexnet.preprocess import eval_preprocess, train_preprocess
+from alexnet.data.preprocess import eval_preprocess, train_preprocess
+from alexnet.data.records import read_records, read_records_info
+from alexnet.data.sources import (
+    SPLITS,
+    DatasetInfo,
+    folder_examples,
+    folder_files,
+    tfds_builder,
+    tfds_examples,
+    tfds_split,
+)
 from alexnet.seeds import stream_seed
-from alexnet.sources import encoded_examples
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+def dataset_info(data) -> DatasetInfo:
+    """Class names and usable example counts of the data section's source (scans a folder once, see folder_files)."""
+    if data.source == "records":
+        info = read_records_info(data.dir)
+        return DatasetInfo(info["class_names"], info["counts"]["train"], info["counts"]["val"])
+    if data.source == "tfds":
+        builder = tfds_builder(data)
+        counts = [int(tfds_split(builder, data, role).cardinality()) for role in SPLITS]
+        return DatasetInfo(list(builder.info.features["label"].names), *counts)
+    class_names, train_files, _ = folder_files(data.dir, data.train_split)
+    _, val_files, _ = folder_files(data.dir, data.val_split, class_names)
+    return DatasetInfo(class_names, len(train_files), len(val_files))
+
+
+def encoded_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
+                     seed: int | None = None) -> tf.data.Dataset:
+    """(encoded image bytes, int64 label) of split ("train"/"val") for input pipeline pipeline_id of pipelines,
+    from the data section's source.
+
+    shuffle: in an order redrawn at every pass (epoch), from seed's streams (None: drawn afresh). A folder
+    shuffles its whole list of files before any is read; records and TFDS shuffle their file order, then
+    data.shuffle_buffer examples (both are written in a shuffled order).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if data.source == "records":
+        return read_records(data.dir, split, pipelines, pipeline_id, data.shuffle_buffer if shuffle else 0, seed)
+    examples = tfds_examples if data.source == "tfds" else folder_examples
+    return examples(data, split, pipelines, pipeline_id, shuffle, seed)
 
 
 def make_dataset(
@@ -42,7 +82,7 @@ def make_dataset(
     pipelines, pipeline_id = (
         (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0))
     # (encoded bytes, label), this pipeline's share; the training split shuffled before any image is decoded.
-    ds = encoded_examples(data, split, pipelines, pipeline_id, shuffle=train, seed=seed)
+    ds = encoded_examples(data, split, pipelines, pipeline_id, shuffle=train and data.shuffle, seed=seed)
     if train:
         # One stateless seed per example makes the augmentation reproducible even with parallel map.
         seeds = tf.data.Dataset.random(seed=stream_seed(seed, f"augment/{pipeline_id}"),
@@ -67,18 +107,3 @@ def make_dataset(
     # map then batch fuse into one op that writes each image straight into its batch (no extra copy).
     options.experimental_optimization.map_and_batch_fusion = True
     return ds.with_options(options)
-
-
-def through_service(dataset: tf.data.Dataset, address: str, job_name: str) -> tf.data.Dataset:
-    """dataset, processed by the workers of the tf.data service whose dispatcher is at address.
-
-    Everything up to here (reading, decoding, augmentation, batching) runs on the service's workers, which
-    may be CPU hosts of their own; the trainer only receives batches. "parallel_epochs": every service worker
-    runs the whole pipeline and the trainer takes batches from all of them, so with one service worker an
-    epoch holds exactly the examples of the local pipeline. Consumers sharing job_name share one job.
-    """
-    distributed = dataset.apply(tf.data.experimental.service.distribute(
-        processing_mode="parallel_epochs", service=address, job_name=job_name))
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return distributed.prefetch(AUTOTUNE).with_options(options)

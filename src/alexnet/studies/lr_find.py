@@ -22,8 +22,9 @@ import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.config import Config
-from alexnet.figures import lr_find_plot, tensorboard_image
-from alexnet.rundir import RunDir, write_json
+from alexnet.files import write_json
+from alexnet.rundir import RunDir
+from alexnet.studies.figures import lr_find_plot, tensorboard_image
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
 UNIFORM_FRACTION = 0.95  # a sweep whose loss never falls below this much of ln(classes) learnt nothing
@@ -64,11 +65,12 @@ def suggest(rates, smoothed) -> dict:
 
 def find_learning_rate(config: Config, run_dir) -> dict:
     """Runs the range test of the module doc for config into run_dir; returns the suggestion and the curve."""
-    from alexnet.train import build_model, load_data, make_strategy
+    from alexnet.training.driver import build_model, load_data, make_strategy, seed_run
 
     run = RunDir(run_dir)
     lf = config.lr_find
     strategy = make_strategy(config.train)
+    seed_run(config.train)
     run.path.mkdir(parents=True, exist_ok=True)
     data = load_data(config, run, strategy)
     model = build_model(config, len(data.info.class_names), strategy)

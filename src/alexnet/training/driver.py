@@ -2,7 +2,7 @@
 model.fit on the tf.data pipeline with backups, TensorBoard reporting and the best model kept, and exports
 a SavedModel at the end. Running the same command again after a crash resumes where the backup left off.
 
-The driver is a sequence of named stages: strategy, data, model, callbacks, fit, finish.
+The driver is a sequence of named stages: strategy, seeds, data, model, callbacks, fit, finish.
 """
 
 from __future__ import annotations
@@ -20,20 +20,23 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
-from alexnet.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
 from alexnet.config import Config
+from alexnet.data.pipeline import dataset_info, make_dataset
+from alexnet.data.service import through_service
+from alexnet.data.sources import DatasetInfo
 from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
-from alexnet.finetune import FreezeLayers, load_matching_weights
-from alexnet.input_pipeline import make_dataset, through_service
+from alexnet.files import read_json, write_json
 from alexnet.metrics import compiled_metrics, training_loss, validation_errors
 from alexnet.model import build_from_config
 from alexnet.optim import PaperSGD
-from alexnet.reporting import TrainingReporter
-from alexnet.rundir import RunDir, read_json, write_json
-from alexnet.schedule import LearningRateController
-from alexnet.sources import DatasetInfo, dataset_info
-from alexnet.upstream_fixes import apply_multi_worker_fixes
+from alexnet.rundir import RunDir
+from alexnet.training.checkpoints import Backup, KeepBest
+from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
+from alexnet.training.finetune import FreezeLayers, load_matching_weights
+from alexnet.training.reporting import TrainingReporter
+from alexnet.training.schedule import LearningRateController
+from alexnet.training.upstream_fixes import apply_multi_worker_fixes
 
 
 def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
@@ -44,6 +47,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     """
     run, task = RunDir(run_dir), current_task()
     strategy = make_strategy(config.train, task)
+    seed_run(config.train)
     run.start(config, write=task.is_chief)
     data = load_data(config, run, strategy, task)
     model = build_model(config, len(data.info.class_names), strategy)
@@ -57,9 +61,9 @@ def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Str
     """The tf.distribute strategy of train.strategy, created before any other TensorFlow work.
 
     MultiWorkerMirroredStrategy when asked, or on "auto" when TF_CONFIG names more than one task (with the
-    upstream workarounds of alexnet/upstream_fixes.py); MirroredStrategy when asked, or on "auto" with more
+    upstream workarounds of alexnet/training/upstream_fixes.py); MirroredStrategy when asked, or on "auto" with more
     than one GPU; otherwise the default strategy. Also splits the CPU into train.cpu_devices logical
-    devices, and seeds every generator.
+    devices.
     """
     if train_config.strategy == "multi_worker" or (train_config.strategy == "auto" and task.count > 1):
         apply_multi_worker_fixes()
@@ -72,10 +76,16 @@ def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Str
             strategy = tf.distribute.MirroredStrategy(devices=train_config.devices or None)
         else:
             strategy = tf.distribute.get_strategy()
+    return strategy
+
+
+def seed_run(train_config) -> None:
+    """The seeds stage: Python's, NumPy's and the backend's global generators from train.seed (the model's
+    and the pipeline's own streams derive from it too, alexnet/seeds.py), and TensorFlow's op determinism
+    when train.deterministic asks for bit-identical runs."""
     keras.utils.set_random_seed(train_config.seed)
     if train_config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    return strategy
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:
@@ -188,78 +198,6 @@ def compile_model(model: keras.Model, train_config) -> None:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # float16 gradients underflow without it
     model.compile(optimizer=optimizer, loss=training_loss(train_config.label_smoothing),
                   metrics=compiled_metrics(), jit_compile=train_config.jit_compile)
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that saves at every epoch end as well as every `save_freq` steps.
-
-    Every worker restores from the chief's backup and takes part in every save (metric variables are
-    aggregated across workers while they are read); a worker other than the chief saves into a folder of
-    its own beside the backup and deletes it at once. The backup is deleted by `finish`, once the run is
-    complete and exported, not when fit ends.
-    """
-
-    def __init__(self, backup_dir: str, task: Task = SINGLE_WORKER, **kwargs):
-        super().__init__(backup_dir, **kwargs)
-        self.task = task
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":  # the parent saves only on its step count then
-            self._save_model()  # the parent's own save (weights, optimizer, epoch; double-checkpointed)
-
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)  # the parent's makedirs races with the other workers'
-        if self.task.is_chief:
-            return super()._save_model()
-        # BackupAndRestore's paths in Keras 3.15.1 (private: getattr fails loudly, and the two-worker test
-        # with it, should a later Keras rename them).
-        names = ("backup_dir", "_weights_path", "_training_metadata_path", "_prev_weights_path",
-                 "_prev_training_metadata_path")
-        chief = {name: getattr(self, name) for name in names}
-        # Beside the chief's backup, not in it: the chief deletes its backup when the run completes.
-        temp = os.path.join(os.path.dirname(self.backup_dir), self.task.temp_dir_name())
-        for name in names:
-            setattr(self, name, chief[name].replace(chief["backup_dir"], temp, 1))
-        os.makedirs(temp, exist_ok=True)
-        try:
-            super()._save_model()
-        finally:
-            for name, value in chief.items():
-                setattr(self, name, value)
-            shutil.rmtree(temp, ignore_errors=True)
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes).
-
-    Every worker saves (see Backup); only the chief keeps the file and writes the record. The best error
-    so far is read from the record when training starts, so every worker decides alike.
-    """
-
-    def __init__(self, run: RunDir, task: Task = SINGLE_WORKER):
-        super().__init__()
-        self.path = run / rundir.BEST_MODEL
-        self.record = run / rundir.BEST_RECORD
-        self.task = task
-
-    def on_train_begin(self, logs=None):
-        self.best = read_json(self.record)["val_top1_error"] if self.record.exists() else None
-
-    def on_epoch_end(self, epoch, logs=None):
-        val = validation_errors(logs)
-        if val is None or (self.best is not None and val["top1_error"] >= self.best):
-            return
-        self.best = val["top1_error"]
-        chief = self.task.is_chief
-        tmp = self.path.with_name(".best.tmp.keras" if chief else f"{self.task.temp_dir_name()}.best.keras")
-        self.model.save(tmp)
-        if not chief:
-            tmp.unlink()
-            return
-        tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
-        write_json(self.record, {"epoch": epoch + 1, "val_top1_error": val["top1_error"],
-                                 "val_top5_error": val["top5_error"]})
 
 
 def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task = SINGLE_WORKER) -> list:

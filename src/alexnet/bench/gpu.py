@@ -1,8 +1,8 @@
 """`make bench-gpu`: AlexNet training images/s on one GPU, under TensorFlow or JAX.
 
 Imports nothing but keras and alexnet.model, so it also runs where only keras and JAX are installed:
-    KERAS_BACKEND=jax PYTHONPATH=src python -m alexnet.bench_gpu
-    python -m alexnet.bench_gpu --batch 8 --steps 2 --width 0.125 --allow-cpu   # a quick CPU check
+    KERAS_BACKEND=jax PYTHONPATH=src python -m alexnet.bench.gpu
+    python -m alexnet.bench.gpu --batch 8 --steps 2 --width 0.125 --allow-cpu   # a quick CPU check
 The host feeds uint8 images (the model converts them on the GPU), batch 256, mixed_bfloat16 and float32;
 each figure is the median of --reps timed epochs of --steps model.fit steps, after one untimed epoch.
 """

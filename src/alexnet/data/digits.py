@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alexnet.demo_data import JPEG_QUALITY, SIDE_RANGE, generate_once, smooth_noise, write_all
+from alexnet.data.demo import JPEG_QUALITY, SIDE_RANGE, generate_once, smooth_noise, write_all
 
 VERSION = 1
 SEED = 1998  # the UCI set's year

@@ -1,0 +1,2 @@
+"""`make bench` (suite) and `make bench-gpu` (gpu). gpu needs only keras, so it also runs where TensorFlow is
+not installed (KERAS_BACKEND=jax): nothing here may import TensorFlow at package level."""

@@ -1,0 +1,83 @@
+"""A stalled start, named while it happens: the training loss still at ln(classes) after train.stall_epochs.
+
+The most reported failure of AlexNet re-implementations is a run whose loss never leaves ln(classes), the
+loss of a uniform guess. At the end of epoch train.stall_epochs, if the epoch's mean training loss is
+within STALL_FRACTION of ln(classes), one line in the log and a TensorBoard text entry (`warnings/stall`)
+say so, with the layer that went silent (from the per-layer statistics of a probe batch, at the start and
+now: see alexnet/training/layer_stats.py) and the settings to change. Training goes on: the user decides.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet.training.layer_stats import LayerProbe
+
+STALL_FRACTION = 0.05  # a loss within 5% of ln(classes) has learnt (next to) nothing
+SILENT_DROP = 10.0  # a layer whose activation RMS fell this many times since the start has gone silent
+DEAD = 0.9  # or whose units are zero for this fraction of them on every probe image
+ADVICE = ("start the network so that it cannot silence itself: model.zero_fc8=true (uniform first "
+          "predictions), a longer train.warmup_epochs or a lower train.learning_rate (README, \"Every run learns\")")
+
+
+def silent_layer(start: dict, now: dict) -> tuple[str, str] | None:
+    """(layer, what happened) of the lowest layer that went silent between two LayerProbe results: its
+    activation RMS fell SILENT_DROP times or more, or DEAD of its units are dead; else the layer whose RMS
+    fell most, when it fell at all; None when no layer lost activity."""
+    names = [key.split("/")[1] for key in start if key.endswith("/activation_rms")]
+    drops = {}
+    for name in names:
+        before, after = start[f"layers/{name}/activation_rms"], now[f"layers/{name}/activation_rms"]
+        dead = now[f"layers/{name}/dead_fraction"]
+        drops[name] = before / max(after, 1e-12)
+        what = f"activation RMS {before:.3g} -> {after:.3g}, {dead:.0%} of its units dead"
+        if drops[name] >= SILENT_DROP or dead >= DEAD:
+            return name, what
+    name = max(drops, key=drops.get, default=None)
+    if name is None or drops[name] <= 1.0:
+        return None
+    return name, (f"activation RMS {start[f'layers/{name}/activation_rms']:.3g} -> "
+                  f"{now[f'layers/{name}/activation_rms']:.3g}")
+
+
+def stall_message(epoch: int, loss: float, num_classes: int, layer: tuple[str, str] | None) -> str:
+    """The line a stalled start prints and writes to TensorBoard."""
+    uniform = math.log(num_classes)
+    where = (f"{layer[0]} went silent first ({layer[1]})" if layer else
+             "no layer lost its activity: the gradients reach every layer but do not lower the loss")
+    return (f"warning: stalled start: after {epoch} epoch(s) the training loss {loss:.3f} is still that of a "
+            f"uniform guess (ln({num_classes}) = {uniform:.3f}); {where}. To fix it, {ADVICE}.")
+
+
+class StallWatch(keras.callbacks.Callback):
+    """Warns once when the start stalls (module doc); sample is a fixed batch (images, labels) for the probe."""
+
+    def __init__(self, run_dir: str | Path, epochs: int, num_classes: int, sample):
+        super().__init__()
+        self.epochs, self.num_classes, self.sample = epochs, num_classes, sample
+        self.writer = tf.summary.create_file_writer(str(run_dir))
+        self.probe = self.start = None
+        self.message = None  # the warning, once given
+
+    def on_train_begin(self, logs=None):
+        self.probe = LayerProbe(self.model)
+        if int(self.model.optimizer.iterations.numpy()) == 0:  # a resumed run has no start to compare with
+            self.start = self.probe(*self.sample)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 != self.epochs or not logs:
+            return
+        loss = float(logs["loss"])
+        if not np.isfinite(loss) or loss < (1 - STALL_FRACTION) * math.log(self.num_classes):
+            return
+        layer = silent_layer(self.start, self.probe(*self.sample)) if self.start else None
+        self.message = stall_message(epoch + 1, loss, self.num_classes, layer)
+        print(self.message, flush=True)
+        with self.writer.as_default(step=int(self.model.optimizer.iterations.numpy())):
+            tf.summary.text("warnings/stall", self.message)
+        self.writer.flush()
