@@ -154,6 +154,9 @@ class TrainConfig:
     validation_steps: int = field(default=0, metadata=_range(0))
     # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only.
     backup_every_steps: int = field(default=0, metadata=_range(0))
+    # A training loss still within 5% of ln(classes) at the end of this epoch is reported as a stalled start,
+    # with the layer that went silent (alexnet/training/stall.py); 0: no check.
+    stall_epochs: int = field(default=3, metadata=_range(0))
     # Multi-worker jobs: a worker that sees no training progress this long ends with exit status 138 (a peer
     # was lost: restart all workers); the coordination service usually reports a dead peer sooner.
     peer_timeout_seconds: int = field(default=120, metadata=_range(10))

@@ -36,6 +36,7 @@ from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
 from alexnet.training.reporting import TrainingReporter
 from alexnet.training.schedule import LearningRateController
+from alexnet.training.stall import StallWatch
 from alexnet.training.upstream_fixes import apply_multi_worker_fixes
 
 
@@ -110,7 +111,7 @@ class TrainingData:
     validation_steps: int | None  # None: the whole validation split
     train: tf.distribute.DistributedDataset
     val: tf.distribute.DistributedDataset
-    sample: tuple | None  # (images, labels): 16 augmented training images for TensorBoard
+    sample: tuple | None  # (images, labels): 16 augmented training images for TensorBoard and the stall check
 
 
 def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
@@ -134,7 +135,7 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
 
 def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy) -> tuple:
     """The distributed training (repeated) and validation datasets, and 16 augmented training images with
-    their labels for TensorBoard (None when TensorBoard wants neither images nor layer statistics)."""
+    their labels for TensorBoard and the stall check (None when none of them wants it)."""
     t, data = config.train, config.data
 
     def pipeline(split, seed=t.seed):
@@ -152,7 +153,7 @@ def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Stra
     train = strategy.distribute_datasets_from_function(train_pipeline)
     val = strategy.distribute_datasets_from_function(pipeline("val"))
     sample = None
-    if config.tensorboard.images or config.tensorboard.layer_stats_steps:
+    if config.tensorboard.images or config.tensorboard.layer_stats_steps or t.stall_epochs:
         images, labels = next(iter(pipeline("train")(None)))
         sample = (images[:16], labels[:16])
     return train, val, sample
@@ -201,17 +202,21 @@ def compile_model(model: keras.Model, train_config) -> None:
 
 
 def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task = SINGLE_WORKER) -> list:
-    """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting (the chief's), best model."""
+    """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting and the stall check (the
+    chief's), best model, frozen layers."""
     t = config.train
-    callbacks = [
+    chief = task.is_chief
+    return [
         Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True,
                delete_checkpoint=False),
-        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=task.is_chief),
+        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=chief),
         *([TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
-                            every_steps=config.tensorboard.every_steps)] if task.is_chief else []),
+                            every_steps=config.tensorboard.every_steps)] if chief else []),
+        *([StallWatch(run.path, t.stall_epochs, len(data.info.class_names), data.sample)]
+          if chief and t.stall_epochs else []),
         KeepBest(run, task),
+        *([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else []),
     ]
-    return callbacks + ([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else [])
 
 
 def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,

@@ -2,9 +2,9 @@
 
 The most reported failure of AlexNet re-implementations is a run whose loss never leaves ln(classes), the
 loss of a uniform guess. At the end of epoch train.stall_epochs, if the epoch's mean training loss is
-within STALL_FRACTION of ln(classes), one line in the log and a TensorBoard text entry (`warnings/stall`)
-say so, with the layer that went silent (from the per-layer statistics of a probe batch, at the start and
-now: see alexnet/training/layer_stats.py) and the settings to change. Training goes on: the user decides.
+within STALL_FRACTION of ln(classes) (above or below), one line in the log and a TensorBoard text entry
+(`warnings/stall`) say so, with the layer that went silent (from the per-layer statistics of a probe batch,
+at the start and now: see alexnet/training/layer_stats.py) and the settings to change. Training goes on.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from alexnet.training.layer_stats import LayerProbe
 STALL_FRACTION = 0.05  # a loss within 5% of ln(classes) has learnt (next to) nothing
 SILENT_DROP = 10.0  # a layer whose activation RMS fell this many times since the start has gone silent
 DEAD = 0.9  # or whose units are zero for this fraction of them on every probe image
+QUIETER = 2.0  # short of that, the layer whose RMS fell most is named if it fell this many times
 ADVICE = ("start the network so that it cannot silence itself: model.zero_fc8=true (uniform first "
           "predictions), a longer train.warmup_epochs or a lower train.learning_rate (README, \"Every run learns\")")
 
@@ -28,7 +29,7 @@ ADVICE = ("start the network so that it cannot silence itself: model.zero_fc8=tr
 def silent_layer(start: dict, now: dict) -> tuple[str, str] | None:
     """(layer, what happened) of the lowest layer that went silent between two LayerProbe results: its
     activation RMS fell SILENT_DROP times or more, or DEAD of its units are dead; else the layer whose RMS
-    fell most, when it fell at all; None when no layer lost activity."""
+    fell most, if it fell QUIETER times; None when no layer lost that much activity."""
     names = [key.split("/")[1] for key in start if key.endswith("/activation_rms")]
     drops = {}
     for name in names:
@@ -39,7 +40,7 @@ def silent_layer(start: dict, now: dict) -> tuple[str, str] | None:
         if drops[name] >= SILENT_DROP or dead >= DEAD:
             return name, what
     name = max(drops, key=drops.get, default=None)
-    if name is None or drops[name] <= 1.0:
+    if name is None or drops[name] < QUIETER:
         return None
     return name, (f"activation RMS {start[f'layers/{name}/activation_rms']:.3g} -> "
                   f"{now[f'layers/{name}/activation_rms']:.3g}")
@@ -72,8 +73,8 @@ class StallWatch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 != self.epochs or not logs:
             return
-        loss = float(logs["loss"])
-        if not np.isfinite(loss) or loss < (1 - STALL_FRACTION) * math.log(self.num_classes):
+        loss, uniform = float(logs["loss"]), math.log(self.num_classes)
+        if not np.isfinite(loss) or abs(loss - uniform) > STALL_FRACTION * uniform:
             return
         layer = silent_layer(self.start, self.probe(*self.sample)) if self.start else None
         self.message = stall_message(epoch + 1, loss, self.num_classes, layer)
