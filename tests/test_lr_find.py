@@ -24,9 +24,16 @@ def test_each_steps_loss_is_recovered_from_kerass_running_mean():
 
 def test_the_suggestion_is_a_tenth_of_the_rate_at_the_lowest_smoothed_loss():
     rates = np.geomspace(1e-4, 1, 5)
-    assert suggest(rates, [2.3, 2.2, 1.4, 1.9, 9.0]) == {
+    assert suggest(rates, [2.3, 2.2, 1.4, 1.9, 9.0], uniform=np.log(10)) == {
         "suggested_learning_rate": pytest.approx(1e-3), "lowest_loss_learning_rate": pytest.approx(1e-2),
-        "lowest_smoothed_loss": 1.4}
+        "lowest_smoothed_loss": 1.4, "learnt": True}
+
+
+def test_no_rate_is_suggested_when_the_loss_never_left_the_uniform_guess():
+    # ln(10) = 2.303; the lowest smoothed loss 2.25 is above 95% of it (2.19): nothing was learnt.
+    result = suggest(np.geomspace(1e-4, 1, 4), [5.0, 2.31, 2.25, 7.0], uniform=np.log(10))
+    assert result["suggested_learning_rate"] is None and result["learnt"] is False
+    assert result["lowest_loss_learning_rate"] == pytest.approx(1e-4 * 10 ** (8 / 3))
 
 
 @pytest.mark.slow
@@ -40,7 +47,9 @@ def test_range_test_writes_the_curve_the_plot_and_tensorboard(small_data, tmp_pa
     assert 5 <= steps <= 12 and len(record["losses"]) == len(record["learning_rates"]) == steps
     np.testing.assert_allclose(record["learning_rates"], np.geomspace(1e-4, 10, 12)[:steps])
     lowest = int(np.argmin(record["smoothed_losses"]))
-    assert record["suggested_learning_rate"] == pytest.approx(record["learning_rates"][lowest] / 10)
+    assert record["learnt"] == (record["smoothed_losses"][lowest] < 0.95 * np.log(10))
+    expected = record["learning_rates"][lowest] / 10 if record["learnt"] else None
+    assert record["suggested_learning_rate"] == (pytest.approx(expected) if expected else None)
     png = (tmp_path / "probe" / rundir.LR_FIND_PLOT).read_bytes()
     assert tf.io.decode_png(png).shape[-1] in (3, 4)
     series = scalars(tmp_path / "probe" / rundir.LR_FIND)

@@ -35,13 +35,15 @@ def tensorboard_image(tag: str, png: bytes, step: int = 0) -> None:
     tf.summary.image(tag, tf.io.decode_png(png, channels=3)[None], step=step)
 
 
-def lr_find_plot(rates, losses, smoothed, suggested: float, uniform: float, y_limit: float, title: str) -> bytes:
-    """Loss against learning rate (log axis), the smoothed curve, the suggested rate and the loss of a uniform
-    guess (uniform) marked."""
+def lr_find_plot(rates, losses, smoothed, suggested: float | None, uniform: float, y_limit: float,
+                 title: str) -> bytes:
+    """Loss against learning rate (log axis), the smoothed curve, the suggested rate (when there is one) and
+    the loss of a uniform guess (uniform) marked."""
     figure, axes = subplots(figsize=(7, 4.5), dpi=100)
     axes.plot(rates, losses, color="0.75", linewidth=1, label="loss of each step")
     axes.plot(rates, smoothed, color="C0", linewidth=2, label="smoothed")
-    axes.axvline(suggested, color="C2", linestyle="--", label=f"suggested {suggested:.2g}")
+    if suggested is not None:
+        axes.axvline(suggested, color="C2", linestyle="--", label=f"suggested {suggested:.2g}")
     axes.axhline(uniform, color="C3", linestyle=":", label=f"uniform guess, ln(classes) = {uniform:.2f}")
     axes.set_xscale("log")
     axes.set_ylim(min(min(smoothed), uniform) * 0.9, max(y_limit, uniform * 1.1))

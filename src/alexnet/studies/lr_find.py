@@ -56,11 +56,14 @@ class RangeTest(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def suggest(rates, smoothed) -> dict:
-    """The suggested rate (a tenth of the rate at the lowest smoothed loss) and that rate."""
+def suggest(rates, smoothed, uniform: float) -> dict:
+    """The suggested rate (a tenth of the rate at the lowest smoothed loss), that rate and loss, and whether the
+    network learnt at all: a lowest loss above UNIFORM_FRACTION of uniform (ln(classes)) suggests no rate (None)."""
     best = int(np.nanargmin(smoothed))
-    return {"suggested_learning_rate": float(rates[best] / 10), "lowest_loss_learning_rate": float(rates[best]),
-            "lowest_smoothed_loss": float(smoothed[best])}
+    learnt = bool(smoothed[best] < UNIFORM_FRACTION * uniform)
+    return {"suggested_learning_rate": float(rates[best] / 10) if learnt else None,
+            "lowest_loss_learning_rate": float(rates[best]), "lowest_smoothed_loss": float(smoothed[best]),
+            "learnt": learnt}
 
 
 def find_learning_rate(config: Config, run_dir) -> dict:
@@ -79,8 +82,8 @@ def find_learning_rate(config: Config, run_dir) -> dict:
     model.fit(data.train, epochs=1, steps_per_epoch=lf.steps, callbacks=[test], verbose=0, shuffle=False)
     steps = len(test.losses)
     rates = test.rates[:steps]
-    suggestion = suggest(rates, test.smoothed)
     uniform = math.log(len(data.info.class_names))  # the loss of a uniform guess
+    suggestion = suggest(rates, test.smoothed, uniform)
     y_limit = min(max(test.smoothed), DIVERGED * min(test.smoothed)) * 1.1
     png = lr_find_plot(rates, test.losses, test.smoothed, suggestion["suggested_learning_rate"], uniform, y_limit,
                        f"{run.name}: learning-rate range test")
@@ -93,19 +96,19 @@ def find_learning_rate(config: Config, run_dir) -> dict:
             tf.summary.scalar("smoothed_loss", smooth, step=step)
         tensorboard_image("loss_vs_learning_rate", png)
     writer.close()
-    learnt = suggestion["lowest_smoothed_loss"] < UNIFORM_FRACTION * uniform
-    result = {**suggestion, "uniform_guess_loss": uniform, "learnt": learnt, "steps": steps,
+    result = {**suggestion, "uniform_guess_loss": uniform, "steps": steps,
               "batch_size": config.train.global_batch_size, "learning_rates": rates.tolist(),
               "losses": test.losses, "smoothed_losses": test.smoothed}
     write_json(run / rundir.LR_FIND_RECORD, result)
+    rate = suggestion["suggested_learning_rate"]
     print(f"lowest smoothed loss {suggestion['lowest_smoothed_loss']:.3f} at learning rate "
-          f"{suggestion['lowest_loss_learning_rate']:.3g} ({steps} steps)\n"
-          f"suggested learning rate: {suggestion['suggested_learning_rate']:.3g} "
-          f"(ARGS=\"train.learning_rate={suggestion['suggested_learning_rate']:.2g}\")\n"
-          f"plot: {run / rundir.LR_FIND_PLOT}; TensorBoard: {run / rundir.LR_FIND}", flush=True)
-    if not learnt:
+          f"{suggestion['lowest_loss_learning_rate']:.3g} ({steps} steps)", flush=True)
+    if rate is None:
         print(f"warning: the loss never fell below {UNIFORM_FRACTION:.0%} of ln({len(data.info.class_names)}) = "
-              f"{uniform:.2f}, the loss of a uniform guess: at no rate did the network learn in {steps} steps. "
-              f"Look at the start (tensorboard layers/*/image_spread and activation_rms; model.zero_fc8, "
-              f"input scale) before the rate.", flush=True)
+              f"{uniform:.2f}, the loss of a uniform guess: at no rate did the network learn in {steps} steps, so "
+              f"no rate is suggested. Look at the start (model.zero_fc8; tensorboard layers/*/activation_rms and "
+              f"image_spread; the input scale) before the rate.", flush=True)
+    else:
+        print(f"suggested learning rate: {rate:.3g} (ARGS=\"train.learning_rate={rate:.2g}\")", flush=True)
+    print(f"plot: {run / rundir.LR_FIND_PLOT}; TensorBoard: {run / rundir.LR_FIND}", flush=True)
     return result
