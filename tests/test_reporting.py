@@ -1,0 +1,51 @@
+"""TensorBoard reporting: weight histograms counted without TensorBoard's one-hot blow-up, the same view."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from alexnet.training import reporting
+
+
+def written(tmp_path, name, write) -> np.ndarray:
+    """The histogram tensor TensorBoard's reader gets back for what write() wrote under tag "h"."""
+    directory = tmp_path / name
+    writer = tf.summary.create_file_writer(str(directory))
+    with writer.as_default():
+        write()
+    writer.close()
+    accumulator = EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    assert accumulator.SummaryMetadata("h").plugin_data.plugin_name == "histograms"
+    (event,) = accumulator.Tensors("h")
+    return tf.make_ndarray(event.tensor_proto)
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(0).normal(0, 0.01, (300, 41)).astype(np.float32),  # a kernel
+    np.random.default_rng(1).uniform(-3, 5, 10_001),
+    np.full((7, 3), 0.25, np.float32),  # one value: TensorBoard's special case
+    np.zeros(0, np.float32),
+    np.array([0.0, 1.0, 1.0, 2.0 - 1e-12, 2.0]),  # values on bucket edges and at the maximum
+], ids=["kernel", "uniform", "constant", "empty", "edges"])
+def test_histograms_are_the_buckets_tensorboards_own_op_writes(values, tmp_path):
+    ours = written(tmp_path, "ours", lambda: reporting.write_histogram("h", values, step=3))
+    theirs = written(tmp_path, "theirs", lambda: tf.summary.histogram("h", values, step=3))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+    if values.size:
+        assert ours[:, 2].sum() == values.size
+
+
+def test_a_large_kernels_histogram_needs_a_few_chunks_of_memory_not_a_one_hot_matrix(monkeypatch):
+    weights = np.random.default_rng(0).normal(0, 0.01, 4_000_000).astype(np.float32)  # 16 MB
+    monkeypatch.setattr(reporting, "HISTOGRAM_CHUNK", 1 << 20)
+    tracemalloc.start()
+    buckets = reporting.histogram_buckets(weights)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert buckets[:, 2].sum() == weights.size
+    # A one-hot float64 matrix would take 4M x 30 x 8 = 960 MB; one chunk of float64 and its indices 16 MB.
+    assert peak < 40e6, peak
