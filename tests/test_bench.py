@@ -15,7 +15,9 @@ def test_run_benchmarks_tiny(tmp_path):
     config.data.dir = str(tmp_path / "demo")
     config.data.demo_images_per_class = 2
     settings = bench.BenchSettings(width=0.125, batch=4, steps=1, reps=1, pipeline_batches=1, pipeline_warmup=1,
-                                   precisions=("float32",), jit=(False, True), large_images=5)
+                                   precisions=("float32",), jit=(False, True), large_images=5, run_epochs=1,
+                                   run_overrides=("model.width=0.0625", "model.image_size=67", "data.resize_size=74",
+                                                  "train.global_batch_size=4", "train.steps_per_epoch=2"))
     result = bench.run_benchmarks(config, tmp_path / "logs", settings)
 
     assert json.loads((tmp_path / "logs" / "bench.json").read_text()) == json.loads(json.dumps(result))
@@ -27,7 +29,14 @@ def test_run_benchmarks_tiny(tmp_path):
         assert row["median"] > 0 and row["samples"] == [pytest.approx(row["median"], abs=0.01)], row
     ratios = {r["key"]: r for r in result["ratios"]}
     assert set(ratios) == {"lrn", "jpeg_pipeline", "service", "large_jpeg_pipeline", "records_pipeline",
-                           "records_speedup", "fit"}
+                           "records_speedup", "fit", "run_steps_and_validation", "run_steps"}
+    final = json.loads((tmp_path / "logs" / "bench_run" / "final_metrics.json").read_text())
+    assert ratios["run_steps"]["value"] == pytest.approx(final["train_seconds"] / final["wall_seconds"])
+    assert 0 < ratios["run_steps"]["value"] < ratios["run_steps_and_validation"]["value"] < 1
+    memory = {m["key"]: m for m in result["memory"]}
+    assert memory["peak_default_run"]["gb"] == final["peak_memory_gb"] and memory["peak_default_run"]["target"] == 4
+    assert memory["peak_default_run"]["met"] == (final["peak_memory_gb"] <= 4)
+    assert memory["peak_synthetic_step"]["gb"] > 0
     assert ratios["lrn"]["target"] == 0.8 and isinstance(ratios["lrn"]["met"], bool)
     large = sorted((tmp_path / "logs" / "bench_large_jpegs" / "train").glob("*/*.jpg"))
     assert len(large) == 5
@@ -36,4 +45,4 @@ def test_run_benchmarks_tiny(tmp_path):
         2 * d for d in tf.io.extract_jpeg_shape(source.read_bytes()).numpy().tolist()[:2]]
     table = bench.format_table(result)
     assert all(row["label"] in table for row in result["rows"])
-    assert all(r["label"] in table for r in result["ratios"])
+    assert all(r["label"] in table for r in result["ratios"]) and all(m["label"] in table for m in result["memory"])

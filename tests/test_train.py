@@ -10,6 +10,7 @@ import tensorflow as tf
 from alexnet import rundir
 from alexnet.config import WEIGHTED_LAYERS, load_config
 from alexnet.training.driver import build_model
+from alexnet.training.reporting import read_history
 from helpers import TINY, all_tags, cli, scalars, steps, tiny_config
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
@@ -22,7 +23,15 @@ def test_a_finished_run_holds_every_entry_of_the_run_directory(tiny_run, small_d
     assert class_names == sorted(p.name for p in (small_data / "train").iterdir())
     final = json.loads((tiny_run / rundir.FINAL_METRICS).read_text())
     best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
-    assert {k: final[k] for k in best} == best and final["train_seconds"] > 0
+    assert {k: final[k] for k in best} == best
+    # The wall time holds fit, which holds the steps and the validation; memory is the process's peak.
+    assert final["wall_seconds"] > final["fit_seconds"] > final["train_seconds"] + final["validation_seconds"] > 0
+    assert final["validation_seconds"] > 0 and 0.1 < final["peak_memory_gb"] < 8
+    (row,) = read_history(tiny_run)  # one epoch: one row
+    assert (row["epoch"], row["step"]) == (1, 2) and row["val_top1_error"] == pytest.approx(best["val_top1_error"])
+    assert row["train_seconds"] == pytest.approx(final["train_seconds"])
+    assert row["seconds"] >= row["train_seconds"] + row["validation_seconds"]
+    assert 0.1 < row["peak_memory_gb"] <= final["peak_memory_gb"]
     assert 0.0 <= best["val_top5_error"] <= best["val_top1_error"] <= 1.0
     assert json.loads((tiny_run / rundir.LR_SCHEDULE).read_text()).keys() == {"0"}
     assert not (tiny_run / rundir.BACKUP).exists()
@@ -37,7 +46,8 @@ def test_a_finished_run_holds_its_tensorboard_series(tiny_run):
     for tag in ("loss", "top1_error", "top5_error", "learning_rate", "images_per_second"):
         assert steps(train[tag]) == [1, 2], tag
     for tag in ("epoch_loss", "epoch_top1_error", "epoch_top5_error", "epoch_learning_rate",
-                "epoch_images_per_second", "epoch_time"):
+                "epoch_images_per_second", "epoch_time", "epoch_train_time", "epoch_validation_time",
+                "epoch_peak_memory_gb"):
         assert steps(train[tag]) == [2], tag
     for tag in ("epoch_loss", "epoch_top1_error", "epoch_top5_error"):
         assert steps(val[tag]) == [2], tag

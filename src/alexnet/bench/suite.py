@@ -5,8 +5,11 @@
 (c) the training input pipeline (make_dataset) on full-size JPEG files (also through a tf.data service
     dispatcher and worker in this process), on the same JPEGs upscaled (larger
     photos) and on prepared 256x256 records, each beside a bare read + tf.io.decode_jpeg loop over the same data;
-(d) model.fit fed by make_dataset from the JPEG files, and its ratio to the synthetic step.
-Every figure is the median of `reps` timed repetitions after a warm-up, with min-max. Prints one table and
+(d) model.fit fed by make_dataset from the JPEG files, and its ratio to the synthetic step;
+(e) a short default training run (`python -m alexnet train`, the config's run for run_epochs epochs, every
+    report on): its peak memory beside the synthetic step's, and how much of its wall time the training
+    steps and the validation take.
+Every img/s figure is the median of `reps` timed repetitions after a warm-up, with min-max. Prints one table and
 writes <logs>/bench.json.
 """
 
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet import rundir
 from alexnet.bench.gpu import EpochTimer
+from alexnet.config import config_yaml
 from alexnet.data import sources
 from alexnet.data.demo import ensure_demo_data
 from alexnet.data.pipeline import dataset_info, make_dataset
@@ -31,11 +39,13 @@ from alexnet.data.preprocess import decode_rgb
 from alexnet.data.records import read_records
 from alexnet.data.service import start_service, through_service
 from alexnet.errors import ConfigError
-from alexnet.files import write_json
+from alexnet.files import read_json, write_json, write_text
 from alexnet.model import LocalResponseNormalization, build_alexnet
+from alexnet.training.reporting import peak_memory_gb
 
 AUTOTUNE = tf.data.AUTOTUNE
-TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9}
+TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9, "run_steps_and_validation": 0.9}
+MEMORY_TARGET_GB = 4.0  # the peak of a default training run (a 16 GB laptop must hold it and more)
 
 
 @dataclass
@@ -53,6 +63,8 @@ class BenchSettings:
     jit: tuple[bool, ...] = (False, True)
     upscale: int = 2  # the larger-photo pipeline row: the JPEG files re-encoded this many times wider and taller
     large_images: int = 300
+    run_epochs: int = 2  # (e): epochs of the default training run
+    run_overrides: tuple[str, ...] = ()  # (e): overrides on top of the config (tests make the run tiny)
 
 
 def _summary(samples: list[float]) -> dict:
@@ -175,7 +187,8 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
         ratios.append({"key": key, "label": label, "value": value, "target": target,
                        "met": None if target is None else bool(value >= target)})
 
-    # (a) the training step with no input cost, at each precision and XLA setting.
+    # (a) the training step with no input cost, at each precision and XLA setting; this process's peak memory
+    # after them is the synthetic step's.
     step = {}
     synthetic = synthetic_dataset(settings.batch, image_size, num_classes)
     for precision in settings.precisions:
@@ -192,6 +205,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     no_lrn = measure("step_no_lrn", f"step, synthetic uint8, no LRN, {_label(*default)}",
                      time_fit(_model(settings, num_classes, image_size, *default, lrn=False), synthetic, settings))
     ratio("lrn", "step with LRN / without LRN", step[default] / no_lrn, TARGETS["lrn"])
+    synthetic_peak = peak_memory_gb()
 
     # (c) input pipelines: full-size JPEG files, the same upscaled, then prepared as 256x256 records.
     def pipeline_beside_bare(key, what, data, encoded, target=None):
@@ -227,6 +241,18 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
                   time_fit(_model(settings, num_classes, image_size, *default), train_pipeline(config.data), settings))
     ratio("fit", f"fit from files / synthetic step, {_label(*default)}", fit / step[default], TARGETS["fit"])
 
+    # (e) a short default training run in a process of its own.
+    run = default_run(config, logs_dir, settings)
+    memory = [{"key": "peak_synthetic_step", "label": "peak memory, this process after the synthetic steps (a)",
+               "gb": synthetic_peak, "target": None, "met": None},
+              {"key": "peak_default_run", "label": f"peak memory, default training run ({settings.run_epochs} "
+               f"epochs)", "gb": run["peak_memory_gb"], "target": MEMORY_TARGET_GB,
+               "met": bool(run["peak_memory_gb"] <= MEMORY_TARGET_GB)}]
+    inside = run["train_seconds"] + run["validation_seconds"]
+    ratio("run_steps_and_validation", "training steps + validation / wall time, default run",
+          inside / run["wall_seconds"], TARGETS["run_steps_and_validation"])
+    ratio("run_steps", "training steps / wall time, default run", run["train_seconds"] / run["wall_seconds"])
+
     result = {
         "settings": dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
                                                     "train_files": files_info.num_train, "data_dir": config.data.dir},
@@ -235,6 +261,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
                         "seconds": round(time.perf_counter() - started, 1)},
         "rows": rows,
         "ratios": ratios,
+        "memory": memory,
     }
     print(format_table(result))
     logs_dir.mkdir(parents=True, exist_ok=True)
@@ -261,4 +288,25 @@ def format_table(result: dict) -> str:
     for r in result["ratios"]:
         target = "" if r["target"] is None else f">= {r['target']:.2f} {'met' if r['met'] else 'MISSED'}"
         lines.append(f"| {r['label']:<58} | {r['value']:>7.2f}x | {target:>15} |")
+    lines.append(f"| {'memory':<58} | {'GB':>8} | {'target':>15} |")
+    for m in result["memory"]:
+        target = "" if m["target"] is None else f"<= {m['target']:.1f} {'met' if m['met'] else 'MISSED'}"
+        lines.append(f"| {m['label']:<58} | {m['gb']:>8.2f} | {target:>15} |")
     return "\n".join(lines)
+
+
+def default_run(config, logs_dir: Path, settings: BenchSettings) -> dict:
+    """Trains config for settings.run_epochs epochs with `python -m alexnet train` in a fresh process (so its
+    peak memory is its own) into logs_dir/bench_run/; returns its final_metrics.json."""
+    run_dir = logs_dir / "bench_run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a finished run is never overwritten: start afresh
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    config_path = logs_dir / "bench_run.yaml"
+    write_text(config_path, config_yaml(config))
+    command = [sys.executable, "-m", "alexnet", "train", "--config", str(config_path), "--logs", str(logs_dir),
+               "--run", run_dir.name, f"train.epochs={settings.run_epochs}", *settings.run_overrides]
+    print(f"bench: a default training run of {settings.run_epochs} epochs: {' '.join(command[1:])}", flush=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"the bench's training run failed ({result.returncode}): {result.stderr[-2000:]}")
+    return read_json(run_dir / rundir.FINAL_METRICS)

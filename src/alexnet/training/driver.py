@@ -34,7 +34,7 @@ from alexnet.rundir import RunDir
 from alexnet.training.checkpoints import Backup, KeepBest
 from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
-from alexnet.training.reporting import TrainingReporter
+from alexnet.training.reporting import TrainingReporter, peak_memory_gb
 from alexnet.training.schedule import LearningRateController
 from alexnet.training.stall import StallWatch
 from alexnet.training.upstream_fixes import apply_multi_worker_fixes
@@ -44,8 +44,9 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     """Trains config's model into run_dir, exports it and returns the best epoch's validation metrics.
 
     Under MultiWorkerMirroredStrategy only the chief exports and reports: the other workers return
-    {"train_seconds"} alone.
+    {"fit_seconds"} alone.
     """
+    started = time.perf_counter()
     run, task = RunDir(run_dir), current_task()
     strategy = make_strategy(config.train, task)
     seed_run(config.train)
@@ -53,9 +54,11 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     data = load_data(config, run, strategy, task)
     model = build_model(config, len(data.info.class_names), strategy)
     callbacks = make_callbacks(config, run, data, task)
-    start = time.perf_counter()
+    fit_start = time.perf_counter()
     history = fit(model, data, callbacks, config.train, task)
-    return finish(run, model, history, time.perf_counter() - start, task)
+    reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
+    timing = {"fit_seconds": time.perf_counter() - fit_start, **(reporter.totals if reporter else {})}
+    return finish(run, model, history, timing, started, task)
 
 
 def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Strategy:
@@ -251,19 +254,23 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
             watchdog.stop()
 
 
-def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, train_seconds: float,
+def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, timing: dict, started: float,
            task: Task = SINGLE_WORKER) -> dict:
     """The finish stage: the chief exports the best model and writes the final metrics (the run is then
-    complete); every worker reports, in a multi-worker job with a digest of its weights (equal on all)."""
+    complete); every worker reports, in a multi-worker job with a digest of its weights (equal on all).
+
+    timing: fit_seconds (model.fit), and the chief's train_seconds and validation_seconds (the training
+    steps and the validation passes of this process); started: when train_and_evaluate began, so the final
+    metrics give the wall time and how much of it was neither steps nor validation."""
     if task.count > 1:
         digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
         print(f"{task.name}: final weights sha256 {digest}", flush=True)
     if not task.is_chief:
         print(f"{task.name}: training done; the chief writes the run's files", flush=True)
-        return {"train_seconds": train_seconds}
+        return {"fit_seconds": timing["fit_seconds"]}
     best = read_json(run / rundir.BEST_RECORD)
     export_dir = export_run(run.path)
-    final = {**best, "train_seconds": train_seconds}
+    final = {**best, **timing, "wall_seconds": time.perf_counter() - started, "peak_memory_gb": peak_memory_gb()}
     write_json(run / rundir.FINAL_METRICS, final)
     shutil.rmtree(run / rundir.BACKUP, ignore_errors=True)  # the run is complete; its backups are not needed
     val = validation_errors({k: v[-1] for k, v in history.history.items() if v})
@@ -276,4 +283,10 @@ def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, tr
           f"SavedModel:  {export_dir}\n"
           f"TensorBoard: make tensorboard   (then open http://localhost:6006)\n"
           f"predict:     make predict RUN={run.name} IMAGES=\"path/to/image.jpg\"", flush=True)
+    steps_and_validation = final["train_seconds"] + final["validation_seconds"]
+    rest = final["wall_seconds"] - steps_and_validation
+    print(f"time: {final['wall_seconds']:.0f} s in all, {final['train_seconds']:.0f} s of training steps and "
+          f"{final['validation_seconds']:.0f} s of validation; {rest:.0f} s ({rest / final['wall_seconds']:.0%}) "
+          f"for the rest (start-up, backups, best model, TensorBoard, export); peak memory "
+          f"{final['peak_memory_gb']:.1f} GB", flush=True)
     return final

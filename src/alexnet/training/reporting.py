@@ -43,7 +43,8 @@ def last_logged_steps(log_dir: Path) -> dict:
 
 FILTER_ZOOM = 4
 HISTORY_COLUMNS = ("epoch", "step", "loss", "top1_error", "top5_error", "val_loss", "val_top1_error",
-                   "val_top5_error", "learning_rate", "images_per_second", "seconds", "peak_memory_gb")
+                   "val_top5_error", "learning_rate", "images_per_second", "train_seconds", "validation_seconds",
+                   "seconds", "peak_memory_gb")
 
 
 HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
@@ -192,10 +193,19 @@ class TrainingReporter(keras.callbacks.Callback):
                 hp.hparams(flat_hparams(resolved), trial_id=self.run_dir.name)
                 tf.summary.text("config", "```\n" + config_yaml(self.config) + "```")
         self._interval_start = (time.perf_counter(), step)
+        self.totals = {"train_seconds": 0.0, "validation_seconds": 0.0}  # of this fit(): the steps' share of the wall
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.epoch_start = (time.perf_counter(), self._step())
+        self.phases = {}  # this epoch's training and validation seconds
+
+    def on_test_begin(self, logs=None):  # fit's validation pass: the training steps of the epoch are done
+        self.phases["train_seconds"] = time.perf_counter() - self.epoch_start[0]
+        self.validation_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.phases["validation_seconds"] = time.perf_counter() - self.validation_start
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[0]:
@@ -220,10 +230,15 @@ class TrainingReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         step = self._step()
-        seconds = time.perf_counter() - self.epoch_start[0]
-        rate = (step - self.epoch_start[1]) * self.global_batch_size / max(seconds, 1e-9)
+        seconds = time.perf_counter() - self.epoch_start[0]  # the whole epoch: steps, validation, callbacks
+        phases = {"train_seconds": self.phases.get("train_seconds", seconds),
+                  "validation_seconds": self.phases.get("validation_seconds", 0.0)}
+        for name, value in phases.items():
+            self.totals[name] += value
+        rate = (step - self.epoch_start[1]) * self.global_batch_size / max(phases["train_seconds"], 1e-9)
         lr = self._learning_rate()
-        train = {**errors(logs), "learning_rate": lr, "images_per_second": rate, "time": seconds}
+        train = {**errors(logs), "learning_rate": lr, "images_per_second": rate, "time": seconds,
+                 "train_time": phases["train_seconds"], "validation_time": phases["validation_seconds"]}
         self._scalars(rundir.TRAIN_EVENTS, step, {f"epoch_{k}": v for k, v in train.items()})
         line = (f"epoch {epoch + 1}/{self.params['epochs']}: loss {train['loss']:.4f}, "
                 f"top-1 error {train['top1_error']:.2%}, top-5 error {train['top5_error']:.2%}")
@@ -235,11 +250,12 @@ class TrainingReporter(keras.callbacks.Callback):
             self.final_logs = {f"final/{k}": v for k, v in val.items()}
         memory = peak_memory_gb()
         self._scalars(rundir.TRAIN_EVENTS, step, {"epoch_peak_memory_gb": memory})
-        print(f"{line} | lr {lr:.3g}, {rate:.1f} img/s, {seconds:.0f} s, peak memory {memory:.1f} GB", flush=True)
+        print(f"{line} | lr {lr:.3g}, {rate:.1f} img/s, {phases['train_seconds']:.0f} s + validation "
+              f"{phases['validation_seconds']:.0f} s, peak memory {memory:.1f} GB", flush=True)
         append_history(self.run_dir / rundir.HISTORY, {
             "epoch": epoch + 1, "step": step, **{k: train[k] for k in ("loss", "top1_error", "top5_error")},
             **({f"val_{k}": v for k, v in val.items()} if val else {}), "learning_rate": lr,
-            "images_per_second": rate, "seconds": seconds, "peak_memory_gb": memory})
+            "images_per_second": rate, **phases, "seconds": seconds, "peak_memory_gb": memory})
         if self._is_new("", "filters/conv1", step):
             self._epoch_images_and_histograms(step)
         for writer in self.writers.values():
