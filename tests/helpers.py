@@ -7,6 +7,8 @@ import io
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +176,29 @@ def tiny_config(data_dir, *extra):
     return load_config(ROOT / "configs" / "demo.yaml", [
         *TINY, f"data.dir={data_dir}", "train.epochs=1", "train.global_batch_size=8", "train.steps_per_epoch=2",
         *extra])
+
+
+# ----- TensorBoard as its users meet it -----
+
+
+def tensorboard_server(logdir) -> str:
+    """The URL of a TensorBoard serving logdir on a free loopback port, in this process (a daemon thread)."""
+    from tensorboard import program
+
+    server = program.TensorBoard()
+    server.configure(argv=[None, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0", "--load_fast", "false"])
+    return server.launch()
+
+
+def http_get(url: str, timeout: float = 60) -> bytes:
+    """The body of a GET of a loopback URL."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def wait_for(read, seconds: float = 30):
+    """read()'s first truthy answer within seconds (TensorBoard loads its logdir in the background)."""
+    deadline = time.monotonic() + seconds
+    while not (answer := read()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return answer

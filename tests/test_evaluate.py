@@ -1,18 +1,17 @@
 """`make eval`: the ten crops, error arithmetic, nearest neighbours, and what a tiny run's evaluation writes."""
 
 import json
+from urllib.parse import quote
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import text_format
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-from tensorboard.plugins import projector as tb_projector
 
 from alexnet import rundir
 from alexnet.data.preprocess import ten_crop_offsets, ten_crops
-from alexnet.studies import evaluate, projector
-from helpers import all_tags, cli, scalars
+from alexnet.studies import evaluate
+from helpers import all_tags, cli, http_get, scalars, tensorboard_server, wait_for
 
 
 def position_png(side=256):
@@ -125,14 +124,22 @@ def test_eval_of_a_tiny_run_writes_json_tensorboard_figures_and_projector(tiny_r
         assert int(width) > 200 and int(height) > 100 and png[:4] == b"\x89PNG", tag
     assert "eval/figure4_top5" in all_tags(directory)
 
-    config = text_format.Parse((directory / projector.CONFIG).read_text(), tb_projector.ProjectorConfig())
-    embedding = config.embeddings[0]
-    vectors = tf.train.load_variable(str(directory / projector.CHECKPOINT), embedding.tensor_name)
-    assert vectors.shape == (20, 256)  # the tiny model's fc7 is 4096 / 16 wide
-    metadata = (directory / embedding.metadata_path).read_text().splitlines()
+    # The Projector tab as TensorBoard serves it: the run is listed, its fc7 vectors, labels and sprite load.
+    url = tensorboard_server(tiny_run.parent)
+    run = f"{tiny_run.name}/{rundir.EVAL_EVENTS}"
+    assert run in wait_for(lambda: json.loads(http_get(f"{url}data/plugin/projector/runs")))
+    info = json.loads(http_get(f"{url}data/plugin/projector/info?run={quote(run)}"))
+    (embedding,) = info["embeddings"]
+    assert embedding["tensorShape"] == [20, 256]  # the tiny model's fc7 is 4096 / 16 wide
+    vectors = np.frombuffer(http_get(f"{url}data/plugin/projector/tensor?run={quote(run)}&name="
+                                     f"{quote(embedding['tensorName'])}"), np.float32).reshape(20, 256)
+    assert np.all(np.isfinite(vectors)) and vectors.std() > 0
+    metadata = http_get(f"{url}data/plugin/projector/metadata?run={quote(run)}&name="
+                        f"{quote(embedding['tensorName'])}").decode().splitlines()
     assert metadata[0] == "class\tpredicted" and len(metadata) == 21
-    sprite = tf.io.decode_png(tf.io.read_file(str(directory / embedding.sprite.image_path)))
-    assert sprite.shape == (5 * 64, 5 * 64, 3) and list(embedding.sprite.single_image_dim) == [64, 64]
+    sprite = tf.io.decode_png(http_get(f"{url}data/plugin/projector/sprite_image?run={quote(run)}&name="
+                                       f"{quote(embedding['tensorName'])}"))
+    assert sprite.shape == (5 * 64, 5 * 64, 3) and embedding["sprite"]["singleImageDim"] == [64, 64]
 
 
 @pytest.mark.slow

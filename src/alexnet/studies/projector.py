@@ -1,8 +1,9 @@
 """TensorBoard's embedding projector: vectors with their labels and thumbnails, to rotate in 3-D (PCA, t-SNE).
 
-Writes into a TensorBoard log directory: a checkpoint holding the vectors, metadata.tsv (true and
-predicted class per vector), sprite.png (the thumbnails in one grid) and projector_config.pbtxt, which
-ties them together. TensorBoard's Projector tab reads them.
+Writes into a TensorBoard log directory: a checkpoint holding the vectors, with the `checkpoint` state file
+that names it (the plugin finds a run's vectors only through that file), metadata.tsv (true and predicted
+class per vector), sprite.png (the thumbnails in one grid) and projector_config.pbtxt, which ties them
+together. TensorBoard's Projector tab reads them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def write_projector(directory: str | Path, vectors: np.ndarray, labels: list[str
     """Writes vectors (N, D) with their true and predicted class names and (N, h, w, 3) thumbnails to directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tf.train.Checkpoint(embedding=tf.Variable(vectors.astype(np.float32))).write(str(directory / CHECKPOINT))
+    # A manager writes the state file beside the checkpoint and keeps only the latest of repeated evals.
+    checkpoint = tf.train.Checkpoint(embedding=tf.Variable(vectors.astype(np.float32)))
+    tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=1, checkpoint_name=CHECKPOINT).save()
     rows = ["class\tpredicted", *(f"{t}\t{p}" for t, p in zip(labels, predicted, strict=True))]
     (directory / METADATA).write_text("\n".join(rows) + "\n")
     tf.io.write_file(str(directory / SPRITE), tf.io.encode_png(sprite(thumbnails)))
