@@ -5,10 +5,10 @@ switched off, trained through `train_and_evaluate`, the same code path as `make 
 logs/claims/<arm>-seed<k>/, so TensorBoard overlays every arm's curves. A finished arm is not trained
 again: an interrupted study resumes arm by arm (and an interrupted arm from its backup).
 
-The report (logs/claims/report.md and claims.json) gives, per claim, the paper's figure, the measured
-effect (mean over seeds, with the min-max of each arm) and a verdict computed from the numbers:
-"holds" (the effect goes the paper's way by more than the seed spread), "reversed" (the other way by more
-than the spread) or "within noise". Figure 1 (training error against epochs, ReLU and tanh, with the
+The report (logs/claims/report.md and claims.json) gives, per claim, the paper's figure, every seed's value
+in both arms, the paired difference with its 95% interval and p, the minimum detectable effect and a
+verdict computed from them (alexnet/studies/paired.py): "holds", "reversed" or "not shown at this
+scale". Figure 1 (training error against epochs, ReLU and tanh, with the
 threshold line) is drawn beside it and into TensorBoard (logs/claims/report/).
 """
 
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
@@ -29,6 +28,7 @@ from alexnet.errors import ConfigError
 from alexnet.files import read_json, write_json
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
+from alexnet.studies.paired import ALPHA, paired_comparison
 from alexnet.training.reporting import read_history
 
 REPORT, RECORD, FIGURE_1, REPORT_EVENTS = "report.md", "claims.json", "figure1.png", "report"
@@ -122,23 +122,14 @@ def run_summary(run_dir: Path, threshold: float) -> dict:
             "train_error_by_epoch": [row["top1_error"] for row in history]}
 
 
-def verdict(effect: float, spread: float) -> str:
-    """"holds" when effect (signed so that positive is the paper's way) exceeds the seed spread, "reversed"
-    when it is below minus the spread, "within noise" otherwise."""
-    if abs(effect) <= spread:
-        return "within noise"
-    return "holds" if effect > 0 else "reversed"
-
-
 def compare(claim: Claim, base: list[dict], arm: list[dict]) -> dict:
-    """The claim's measured effect: arm and baseline values per seed, mean difference, spread, verdict."""
+    """The claim's measured effect, seed by seed: both arms' values, the paired statistics and the verdict
+    (alexnet/studies/paired.py)."""
     base_values = [run[claim.metric] for run in base]
     arm_values = [run[claim.metric] for run in arm]
-    difference = float(np.mean(arm_values) - np.mean(base_values))
-    spread = float(max(np.ptp(base_values), np.ptp(arm_values)))
     result = {"arm": claim.arm, "section": claim.section, "claim": claim.statement, "paper": claim.paper,
-              "metric": claim.metric, "baseline": base_values, "arm_values": arm_values,
-              "difference": difference, "seed_spread": spread, "verdict": verdict(claim.sign * difference, spread)}
+              "metric": claim.metric, "sign": claim.sign, "baseline": base_values, "arm_values": arm_values,
+              **paired_comparison(base_values, arm_values, claim.sign)}
     if claim.metric == "steps":
         result["threshold_reached"] = {"baseline": [run.get("threshold_reached", True) for run in base],
                                        "arm": [run.get("threshold_reached", True) for run in arm]}
@@ -172,34 +163,53 @@ def write_report(study: Path, config: Config, config_path: str, overrides: list[
     return record
 
 
-def _fmt(metric: str, values: list[float], reached: list[bool] = ()) -> str:
-    """mean (min-max) of a metric's values, errors as percentages; steps per seed, '>' when never reached."""
-    if metric == "steps":
-        return ", ".join(f"{'' if ok else '>'}{v:.0f}" for v, ok in zip(values, reached, strict=True))
-    return f"{np.mean(values):.1%} ({min(values):.1%}-{max(values):.1%})"
+def _value(metric: str, value: float) -> str:
+    """An error as a percentage, a difference of errors in points, steps as a count."""
+    return f"{value:.0f}" if metric == "steps" else f"{value:.1%}"
+
+
+def _seeds(metric: str, values: list[float], reached: list[bool] = ()) -> str:
+    """Every seed's value; '>' marks a step count that is a lower bound (the threshold was never reached)."""
+    reached = reached or [True] * len(values)
+    return ", ".join(f"{'' if ok else '>'}{_value(metric, v)}" for v, ok in zip(values, reached, strict=True))
+
+
+def _difference(metric: str, value: float) -> str:
+    return f"{value:+.0f}" if metric == "steps" else f"{value * 100:+.1f} pt"
 
 
 def report_markdown(record: dict, config_path: str, overrides: list[str], has_figure: bool) -> str:
-    """The report's Markdown: the command, the verdict table, the runs, Figure 1."""
+    """The report's Markdown: the command, the verdict table, every seed's values, Figure 1."""
     command = f"make claims CONFIG={config_path}" + (f' ARGS="{" ".join(overrides)}"' if overrides else "")
     lines = [
         "# The paper's claims, re-run", "",
-        f"Command: `{command}`; {record['seeds']} seeds per arm; verdicts computed by alexnet/studies/claims.py: "
-        "*holds* when the effect goes the paper's way by more than the seed spread (the larger min-max range "
-        "of the two arms), *reversed* when it goes the other way by more, *within noise* otherwise.", "",
-        "| claim (section) | the paper | metric | baseline | without it | difference | verdict |",
+        f"Command: `{command}`; {record['seeds']} seeds per arm, paired (the same seed gives the same initial "
+        f"weights and data order in every arm). Per claim: the mean of the per-seed differences (arm minus "
+        f"baseline) with its 95% bootstrap interval, the exact sign-flip p, and the verdict computed by "
+        f"alexnet/studies/paired.py: *holds* (the paper's direction, p < {ALPHA}), *reversed* (the other "
+        f"direction, p < {ALPHA}) or *not shown at this scale*; the minimum detectable effect (80% power) says "
+        f"how large an effect these seeds could have shown.", "",
+        "| claim (section) | the paper | metric | mean difference [95% interval] | p | detectable | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in record["claims"]:
+        metric = r["metric"]
+        low, high = r["interval_95"]
+        detectable = r["minimum_detectable_effect"]
+        lines.append(f"| {r['claim']} ({r['section']}) | {r['paper']} | {METRIC_NAMES[metric]} "
+                     f"| {_difference(metric, r['mean_difference'])} [{_difference(metric, low)}, "
+                     f"{_difference(metric, high)}] | {r['p_value']:.3f} "
+                     f"| {'none below 6 seeds' if detectable == float('inf') else _difference(metric, detectable)} "
+                     f"| **{r['verdict']}** |")
+    lines += ["", "Every seed (baseline / without the paper's choice):", ""]
+    for r in record["claims"]:
         reached = r.get("threshold_reached", {})
-        difference = f"{r['difference']:+.1%}" if r["metric"] != "steps" else f"{r['difference']:+.0f} steps"
-        lines.append(f"| {r['claim']} ({r['section']}) | {r['paper']} | {METRIC_NAMES[r['metric']]} "
-                     f"| {_fmt(r['metric'], r['baseline'], reached.get('baseline', ()))} "
-                     f"| {_fmt(r['metric'], r['arm_values'], reached.get('arm', ()))} "
-                     f"| {difference} | **{r['verdict']}** |")
+        base, arm = (_seeds(r["metric"], r[key], reached.get(side, ()))
+                     for key, side in (("baseline", "baseline"), ("arm_values", "arm")))
+        lines.append(f"- {r['claim']}, {METRIC_NAMES[r['metric']]}: {base} / {arm}")
     lines += ["", f"Training-error threshold for the speed claims: {record['train_error_threshold']:.0%} "
-              "(the paper's Figure 1 used 25% on CIFAR-10); steps are counted per seed, and a run that never "
-              "reached it counts as one epoch longer than it ran (shown as >N, a lower bound).", ""]
+              "(the paper's Figure 1 used 25% on CIFAR-10); a run that never reached it counts as one epoch "
+              "longer than it ran (shown as >N, a lower bound).", ""]
     if has_figure:
         lines += [f"![Figure 1: training error against epochs, ReLU and tanh]({FIGURE_1})", ""]
     return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Paired statistics for a study whose arms share their seeds: same seed, same initial weights and data order.
+
+Each seed gives one difference (arm minus baseline). Per comparison: the mean difference, a 95% bootstrap
+confidence interval of it, the exact two-sided p of the paired permutation (sign-flip) test, the smallest
+effect these seeds could have detected, and a verdict from them:
+
+- "holds": the difference goes the way the paper says, p < ALPHA;
+- "reversed": it goes the other way, p < ALPHA;
+- "not shown at this scale": neither; the minimum detectable effect says what that rules out.
+
+The sign-flip test asks how often a random choice of signs for the differences gives a mean at least as far
+from 0 as the one measured (under "no effect" each difference is as likely negative as positive). With n
+seeds its smallest p is 2 / 2^n: 0.25 at n = 3, 0.031 at n = 6, so under 6 seeds nothing can reach p < 0.05.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05
+POWER = 0.8  # of the minimum detectable effect
+BOOTSTRAP_RESAMPLES = 10_000
+EXACT_UP_TO = 16  # seeds: 2^16 sign patterns enumerated; more are sampled
+HOLDS, REVERSED, NOT_SHOWN = "holds", "reversed", "not shown at this scale"
+
+
+def sign_flip_p(differences) -> float:
+    """Two-sided p of the paired sign-flip test: the share of sign patterns whose |mean| >= the measured |mean|."""
+    d = np.asarray(differences, np.float64)
+    if len(d) <= EXACT_UP_TO:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
+    else:  # sampled patterns, the measured one among them (so p > 0)
+        signs = np.vstack([np.ones(len(d)), np.random.default_rng(0).choice((1.0, -1.0), (99_999, len(d)))])
+    means = np.abs(signs @ d) / len(d)
+    return float(np.mean(means >= abs(d.mean()) * (1 - 1e-12)))
+
+
+def bootstrap_interval(differences, level: float = 0.95) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean difference (seeds resampled with replacement; seeded)."""
+    d = np.asarray(differences, np.float64)
+    resamples = np.random.default_rng(0).integers(0, len(d), (BOOTSTRAP_RESAMPLES, len(d)))
+    means = d[resamples].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def minimum_detectable_effect(differences) -> float:
+    """The smallest mean difference these seeds would detect at ALPHA with POWER, from the spread of the
+    differences (paired t approximation: (t_{1-ALPHA/2} + t_{POWER}) * sd / sqrt(n), n - 1 degrees of
+    freedom); infinite when the sign-flip test cannot reach ALPHA at all with this many seeds."""
+    d = np.asarray(differences, np.float64)
+    n = len(d)
+    if n < 2 or 2 / 2**n >= ALPHA:
+        return float("inf")
+    quantiles = stats.t.ppf(1 - ALPHA / 2, n - 1) + stats.t.ppf(POWER, n - 1)
+    return float(quantiles * d.std(ddof=1) / np.sqrt(n))
+
+
+def paired_comparison(baseline, arm, sign: int) -> dict:
+    """The statistics of the module doc for per-seed values of the baseline and the arm (the same seeds, in
+    the same order); sign +1 when the paper predicts the arm's value to be higher, -1 lower."""
+    if len(baseline) != len(arm) or not len(arm):
+        raise ValueError(f"paired values need the same seeds: {len(baseline)} baseline, {len(arm)} arm values")
+    differences = np.asarray(arm, np.float64) - np.asarray(baseline, np.float64)
+    mean, p = float(differences.mean()), sign_flip_p(differences)
+    verdict = NOT_SHOWN if p >= ALPHA or mean == 0 else (HOLDS if sign * mean > 0 else REVERSED)
+    low, high = bootstrap_interval(differences)
+    return {"differences": differences.tolist(), "mean_difference": mean, "interval_95": [low, high],
+            "p_value": p, "minimum_detectable_effect": minimum_detectable_effect(differences), "verdict": verdict}
