@@ -1,11 +1,24 @@
 """The tf.data pipeline: every good image with its label, batching, sharding across pipelines, determinism."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 
 from alexnet.data.pipeline import dataset_info
-from helpers import GOOD_FILES, PLAIN_COLOURS, SIZE, encode, folder_config, make_folder, mean_rgb, pipeline, solid
+from alexnet.errors import ConfigError
+from helpers import (
+    GOOD_FILES,
+    PLAIN_COLOURS,
+    SIZE,
+    encode,
+    folder_config,
+    make_folder,
+    mean_rgb,
+    pipeline,
+    solid,
+    textured,
+)
 
 
 def test_folder_dataset_delivers_every_good_image_with_its_label(tmp_path):
@@ -135,3 +148,31 @@ def test_prepared_records_are_written_and_read_in_a_mixed_order(tmp_path):
 
     on_disk = [int(label) for _, label in read_records(records.dir, "train").as_numpy_iterator()]
     assert_mixed_like_a_full_shuffle([on_disk[i : i + 10] for i in range(0, len(on_disk), 10)])
+
+
+def test_cached_images_are_decoded_once_and_cropped_and_flipped_afresh_every_epoch(tmp_path):
+    for c in range(2):  # smooth images: the same crop from the cached square and from the file look alike
+        for i in range(4):
+            path = tmp_path / "train" / f"c{c}" / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode(Image.fromarray(textured(60 + 10 * i, 80, period=16 + 3 * c + i)), "PNG"))
+        (tmp_path / "val" / f"c{c}").mkdir(parents=True)
+        (tmp_path / "val" / f"c{c}" / "v.png").write_bytes((tmp_path / "train" / f"c{c}" / "0.png").read_bytes())
+    plain, cached = (folder_config(tmp_path, "train.global_batch_size=8", "data.shuffle=false",
+                                   "train.deterministic=true", *extra)
+                     for extra in ((), ("data.cache=true",)))
+    (from_files, labels), = list(pipeline(plain, "train").as_numpy_iterator())
+    epochs = list(pipeline(cached, "train").repeat(2).as_numpy_iterator())
+    (first, first_labels), (second, _) = epochs
+    np.testing.assert_array_equal(first_labels, labels)
+    # The same seeds draw the same crops and flips: off by resampling only, far from another crop.
+    same, other = (np.abs(first.astype(float) - images).mean() for images in (from_files, second))
+    assert same < 3 and other > 4 * same, (same, other)  # epoch 2: other crops and flips
+    val = [(images, lbl) for images, lbl in pipeline(cached, "val").repeat(2).as_numpy_iterator()]
+    np.testing.assert_array_equal(val[0][0], val[1][0])  # validation crops are kept as they are
+    np.testing.assert_array_equal(val[0][0], next(pipeline(plain, "val").as_numpy_iterator())[0])
+    shuffled = [lbl.numpy().tolist() for _, lbl in pipeline(folder_config(tmp_path, "train.global_batch_size=8",
+                                                                  "data.cache=true"), "train").repeat(3)]
+    assert all(sorted(order) == sorted(labels.tolist()) for order in shuffled) and len(set(map(tuple, shuffled))) > 1
+    with pytest.raises(ConfigError, match="data.cache keeps the resized squares"):
+        folder_config(tmp_path, "data.cache=true", "data.augment=inception")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from alexnet.data.preprocess import eval_preprocess, train_preprocess
+from alexnet.data.preprocess import eval_preprocess, resized_square, train_crop_of_square, train_preprocess
 from alexnet.data.records import read_records, read_records_info
 from alexnet.data.sources import (
     SPLITS,
@@ -71,7 +71,9 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches (uint8 images (B, S, S, 3), int32 labels (B,)) of split "train" or "val" for one input pipeline.
 
-    data is the config's data section; S = image_size. train: shuffled, augmented (data.augment), batches
+    data is the config's data section; S = image_size. data.cache keeps the decoded images in memory after
+    the first pass (the resized squares for training, the crops for validation): for data sets that fit.
+    train: shuffled, augmented (data.augment), batches
     of equal size (drop_remainder, so every worker takes the same number of steps), not repeated; seed
     fixes the shuffle and the augmentation (None: drawn afresh), deterministic the order. val: eval
     preprocessing, in order, last partial batch kept. With an input_context the data is sharded by
@@ -81,24 +83,33 @@ def make_dataset(
     train = split == "train"
     pipelines, pipeline_id = (
         (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0))
-    # (encoded bytes, label), this pipeline's share; the training split shuffled before any image is decoded.
-    ds = encoded_examples(data, split, pipelines, pipeline_id, shuffle=train and data.shuffle, seed=seed)
+    shuffle = train and data.shuffle
+    # (encoded bytes, label), this pipeline's share; the training split shuffled before any image is decoded,
+    # unless the decoded images are kept (data.cache): then they are shuffled once decoded.
+    ds = encoded_examples(data, split, pipelines, pipeline_id, shuffle=shuffle and not data.cache, seed=seed)
+    if not train:
+        ds = ds.map(lambda encoded, label: (eval_preprocess(encoded, data.resize_size, image_size), label),
+                    num_parallel_calls=AUTOTUNE)
+        ds = ds.cache() if data.cache else ds
+    elif data.cache:
+        ds = ds.map(lambda encoded, label: (resized_square(encoded, data.resize_size), label),
+                    num_parallel_calls=AUTOTUNE).cache()
+        if shuffle:  # all of this pipeline's squares: they are in memory anyway
+            count = int(ds.cardinality())
+            ds = ds.shuffle(count if count > 0 else data.shuffle_buffer,
+                            seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
     if train:
         # One stateless seed per example makes the augmentation reproducible even with parallel map.
         seeds = tf.data.Dataset.random(seed=stream_seed(seed, f"augment/{pipeline_id}"),
                                        rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda example, seed: (
-                train_preprocess(example[0], data.resize_size, image_size, data.augment, seed, data.flip),
-                tf.cast(example[1], tf.int32),
-            ),
-            num_parallel_calls=AUTOTUNE,
-        )
-    else:
-        ds = ds.map(
-            lambda encoded, label: (eval_preprocess(encoded, data.resize_size, image_size), tf.cast(label, tf.int32)),
-            num_parallel_calls=AUTOTUNE,
-        )
+        if data.cache:
+            augment = lambda square, seed: train_crop_of_square(square, image_size, data.augment, seed, data.flip)  # noqa: E731
+        else:
+            augment = lambda encoded, seed: train_preprocess(  # noqa: E731
+                encoded, data.resize_size, image_size, data.augment, seed, data.flip)
+        ds = tf.data.Dataset.zip(ds, seeds).map(lambda example, seed: (augment(example[0], seed), example[1]),
+                                                num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
     batch = input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
     ds = ds.batch(batch, drop_remainder=train).prefetch(AUTOTUNE)
     options = tf.data.Options()

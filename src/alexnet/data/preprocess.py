@@ -49,15 +49,41 @@ def train_preprocess(encoded, resize_size: int, image_size: int, augment: str = 
     if augment == "none":
         return eval_preprocess(encoded, resize_size, image_size)
     _check_sizes(resize_size, image_size)
+    crop_seed, flip = _draws(seed, flips)
+    if augment == "paper":
+        return paper_crop(encoded, resize_size, image_size, _paper_offset(crop_seed, resize_size, image_size), flip)
+    image = _decode_crop_resize(encoded, lambda shape: _inception_window(shape, crop_seed), image_size)
+    return _flip_if(image, flip)
+
+
+def train_crop_of_square(square, image_size: int, augment: str = "paper", seed=None, flips: bool = True):
+    """A decoded resize_size square (resized_square's) -> the training crop train_preprocess would cut for the
+    same seed: paper, a random crop and flip; none, the central crop. For images decoded once and kept in
+    memory (data.cache); the inception crop needs the whole image, not the square."""
+    if augment not in ("paper", "none"):
+        raise ConfigError(f"data.cache keeps the {square.shape[0]}-pixel squares: data.augment must be paper or "
+                          f"none, got {augment!r}")
+    resize_size = square.shape[0]
+    _check_sizes(resize_size, image_size)
+    if augment == "none":
+        y = x = (resize_size - image_size) // 2
+        return square[y : y + image_size, x : x + image_size]
+    crop_seed, flip = _draws(seed, flips)
+    y, x = tf.unstack(_paper_offset(crop_seed, resize_size, image_size))
+    return _flip_if(square[y : y + image_size, x : x + image_size], flip)
+
+
+def _draws(seed, flips: bool):
+    """(crop seed, whether to flip) from one stateless seed of shape (2,); None draws one from the global generator."""
     if seed is None:
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    flip = tf.logical_and(tf.random.stateless_uniform([], flip_seed) < 0.5, flips)
-    if augment == "paper":
-        offset = tf.random.stateless_uniform([2], crop_seed, maxval=resize_size - image_size + 1, dtype=tf.int32)
-        return paper_crop(encoded, resize_size, image_size, offset, flip)
-    image = _decode_crop_resize(encoded, lambda shape: _inception_window(shape, crop_seed), image_size)
-    return _flip_if(image, flip)
+    return crop_seed, tf.logical_and(tf.random.stateless_uniform([], flip_seed) < 0.5, flips)
+
+
+def _paper_offset(crop_seed, resize_size: int, image_size: int):
+    """A uniform (y, x) offset of an image_size crop in the resize_size square (section 4.1)."""
+    return tf.random.stateless_uniform([2], crop_seed, maxval=resize_size - image_size + 1, dtype=tf.int32)
 
 
 def paper_crop(encoded, resize_size: int, image_size: int, offset, flip=False):
