@@ -35,34 +35,43 @@ def test_unknown_arms_are_refused():
 def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, tmp_path, monkeypatch):
     overrides = [*TINY, f"data.dir={small_data}", "data.demo_images_per_class=12", "train.epochs=2",
                  "train.global_batch_size=8", "train.steps_per_epoch=3", "tensorboard.images=false",
-                 "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0", "claims.arms=[baseline, tanh]",
-                 "claims.seeds=2", "claims.train_error_threshold=0.95"]
+                 "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0",
+                 "claims.arms=[baseline, no_dropout]", "claims.seeds=2", "claims.train_error_threshold=0.95",
+                 "claims.figure1_epochs=1", "data.cache=true"]
+    monkeypatch.setattr("alexnet.studies.figure1.RATES", (0.01, 0.1))  # a sweep of two rates
     config = str(ROOT / "configs" / "demo.yaml")
     record = claims.run_study(config, overrides, tmp_path)
     study = tmp_path / "claims"
     assert sorted(p.name for p in study.iterdir() if p.is_dir()) == [
-        "baseline-seed0", "baseline-seed1", "report", "tanh-seed0", "tanh-seed1"]
-    assert json.loads((study / claims.RECORD).read_text())["claims"] == record["claims"]
-    (speed,) = record["claims"]
-    assert speed["arm"] == "tanh" and speed["metric"] == "steps" and len(speed["baseline"]) == 2
+        "baseline-seed0", "baseline-seed1", "no_dropout-seed0", "no_dropout-seed1", "report"]
+    assert json.loads((study / claims.RECORD).read_text()) == json.loads(json.dumps(record))
+    gap, speed = record["claims"]
+    assert (gap["metric"], speed["metric"]) == ("gap", "steps") and len(speed["baseline"]) == 2
     # Two seeds: the sign-flip test's smallest p is 2 / 4, so the numbers imply "not shown" whatever they are.
     assert speed["p_value"] >= 0.5 and speed["verdict"] == "not shown at this scale", speed
     assert speed["differences"] == pytest.approx([a - b for a, b in zip(speed["arm_values"], speed["baseline"],
                                                                          strict=True)])
+    figure1 = record["figure1"]
+    assert set(figure1["chosen_rates"].values()) <= {0.01, 0.1}
+    assert len(figure1["thresholds"]["0.95"]["steps"]["relu"]) == 2
     report = (study / claims.REPORT).read_text()
     assert "ReLU trains much faster than tanh (3.1, Figure 1)" in report and f"**{speed['verdict']}**" in report
-    assert (study / claims.FIGURE_1).read_bytes()[:4] == b"\x89PNG"
+    assert "## Figure 1 as the paper ran it" in report
+    for name in (claims.FIGURE_1, claims.CURVES):
+        assert (study / name).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({name})" in report
 
-    # Run again: nothing is retrained. Unfinish one run: only that one is.
+    # Run again: nothing is retrained, Figure 1 included. Unfinish one run: only that one is.
     trained = []
     monkeypatch.setattr("alexnet.training.driver.train_and_evaluate",
                         lambda config, run_dir: trained.append(run_dir.name))
+    monkeypatch.setattr("alexnet.studies.figure1.run_figure1", lambda *a: pytest.fail("Figure 1 ran again"))
     claims.run_study(config, overrides, tmp_path)
     assert trained == []
-    (study / "tanh-seed1" / "final_metrics.json").unlink()
-    with pytest.raises(DataError, match="tanh-seed1/final_metrics.json does not exist"):  # the stub trained nothing
+    (study / "no_dropout-seed1" / "final_metrics.json").unlink()
+    with pytest.raises(DataError, match="no_dropout-seed1/final_metrics.json does not exist"):  # the stub did nothing
         claims.run_study(config, overrides, tmp_path)
-    assert trained == ["tanh-seed1"]
+    assert trained == ["no_dropout-seed1"]
 
 
 def test_every_arm_of_the_shipped_study_is_a_valid_config_that_changes_one_thing():

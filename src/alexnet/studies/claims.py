@@ -19,19 +19,21 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.config import Config, load_config
 from alexnet.data.demo import ensure_demo_data
 from alexnet.errors import ConfigError
-from alexnet.files import read_json, write_json
+from alexnet.files import read_json, write_json, write_text
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.paired import ALPHA, paired_comparison
 from alexnet.training.reporting import read_history
 
-REPORT, RECORD, FIGURE_1, REPORT_EVENTS = "report.md", "claims.json", "figure1.png", "report"
+REPORT, RECORD, REPORT_EVENTS = "report.md", "claims.json", "report"
+FIGURE_1, FIGURE_1_RECORD, CURVES = "figure1.png", "figure1.json", "curves.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +55,6 @@ class Claim:
 
 
 CLAIMS = (
-    Claim("tanh", ("model.activation=tanh",), "3.1, Figure 1", "ReLU trains much faster than tanh",
-          "25% training error on CIFAR-10 six times sooner with ReLU", "steps", +1),
     Claim("no_lrn", ("model.lrn=false",), "3.3", "local response normalisation helps",
           "-1.4% top-1, -1.2% top-5 error", "val_top1_error", +1),
     Claim("pool2", ("model.pool_size=2",), "3.4", "overlapping pooling (z=3, s=2) beats z=2, s=2",
@@ -83,7 +83,8 @@ def arms(selected: list[str]) -> dict[str, tuple[str, ...]]:
 
 
 def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> dict:
-    """Trains every arm x seed that has not finished, then writes the report; returns claims.json's content."""
+    """Trains every arm x seed that has not finished, runs Figure 1 unless done, then writes the report;
+    returns claims.json's content."""
     from alexnet.training.driver import train_and_evaluate
 
     study = Path(logs_dir) / "claims"
@@ -101,10 +102,29 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
         keras.backend.clear_session()
         arm_overrides = [*overrides, *arms(config.claims.arms)[arm], f"train.seed={config.train.seed + seed}"]
         train_and_evaluate(load_config(config_path, arm_overrides), run.path)
-    report = write_report(study, config, config_path, overrides)
+    figure1 = figure1_result(study, config.claims) if config.claims.figure1 else None
+    report = write_report(study, config, config_path, overrides, figure1)
     print(f"claims: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); "
           f"report {study / REPORT}", flush=True)
     return report
+
+
+def figure1_result(study: Path, claims_config) -> dict:
+    """Figure 1's experiment (alexnet/studies/figure1.py), run once for these settings and kept in
+    study/figure1.json: a resumed study reads it back."""
+    from alexnet.studies.figure1 import run_figure1
+
+    path = study / FIGURE_1_RECORD
+    settings = {"seeds": claims_config.seeds, "epochs": claims_config.figure1_epochs,
+                "threshold": claims_config.train_error_threshold}
+    if path.exists() and read_json(path).get("settings") == settings:
+        print(f"claims: Figure 1 finished earlier, kept ({path})", flush=True)
+        return read_json(path)
+    keras.backend.clear_session()
+    result = {"settings": settings, **run_figure1(settings["seeds"], settings["epochs"], settings["threshold"])}
+    study.mkdir(parents=True, exist_ok=True)
+    write_json(path, result)
+    return result
 
 
 def run_summary(run_dir: Path, threshold: float) -> dict:
@@ -119,7 +139,8 @@ def run_summary(run_dir: Path, threshold: float) -> dict:
     return {"val_top1_error": last["val_top1_error"], "train_top1_error": last["top1_error"],
             "gap": last["val_top1_error"] - last["top1_error"], "best_val_top1_error": final["val_top1_error"],
             "threshold_reached": bool(reached), "steps": reached[0] if reached else last["step"] + steps_per_epoch,
-            "train_error_by_epoch": [row["top1_error"] for row in history]}
+            "train_error_by_epoch": [row["top1_error"] for row in history],
+            "val_error_by_epoch": [row["val_top1_error"] for row in history]}
 
 
 def compare(claim: Claim, base: list[dict], arm: list[dict]) -> dict:
@@ -136,29 +157,48 @@ def compare(claim: Claim, base: list[dict], arm: list[dict]) -> dict:
     return result
 
 
-def write_report(study: Path, config: Config, config_path: str, overrides: list[str]) -> dict:
-    """claims.json, report.md, Figure 1 (PNG and TensorBoard) from the finished runs under study."""
+def figure1_claim(figure1: dict) -> dict:
+    """Figure 1's verdict at the paper's threshold: the paired steps of ReLU and tanh (log steps, sign-flip
+    test), beside the geometric-mean speed-up."""
+    at = figure1["thresholds"][str(figure1["settings"]["threshold"])]
+    logs = {a: np.log(np.asarray(at["steps"][a], np.float64)).tolist() for a in ("relu", "tanh")}
+    return {"section": "3.1, Figure 1", "claim": "ReLU trains much faster than tanh",
+            "paper": "25% training error on CIFAR-10 six times sooner with ReLU", "metric": "log_steps",
+            **paired_comparison(logs["relu"], logs["tanh"], +1)}
+
+
+def write_report(study: Path, config: Config, config_path: str, overrides: list[str],
+                 figure1: dict | None = None) -> dict:
+    """claims.json, report.md, Figure 1 and the arms' curves (PNG and TensorBoard) from the finished runs."""
     threshold = config.claims.train_error_threshold
     names = arms(config.claims.arms)
     runs = {arm: [run_summary(study / f"{arm}-seed{seed}", threshold) for seed in range(config.claims.seeds)]
             for arm in names}
     results = [compare(c, runs[BASELINE], runs[c.arm]) for c in CLAIMS if c.arm in runs and BASELINE in runs]
+    by_epoch = ("train_error_by_epoch", "val_error_by_epoch")
     record = {"config": config_path, "overrides": overrides, "seeds": config.claims.seeds,
               "train_error_threshold": threshold, "claims": results,
-              "runs": {arm: [{k: v for k, v in r.items() if k != "train_error_by_epoch"} for r in rs]
+              "figure1": ({**{k: v for k, v in figure1.items() if k != "step_errors"}, **figure1_claim(figure1)}
+                          if figure1 else None),
+              "runs": {arm: [{k: v for k, v in r.items() if k not in by_epoch} for r in rs]
                        for arm, rs in runs.items()}}
     write_json(study / RECORD, record)
-    png = None
-    if "tanh" in runs and BASELINE in runs:
-        png = figures.figure1({"ReLU (baseline)": [r["train_error_by_epoch"] for r in runs[BASELINE]],
-                               "tanh": [r["train_error_by_epoch"] for r in runs["tanh"]]}, threshold)
-        (study / FIGURE_1).write_bytes(png)
-    (study / REPORT).write_text(report_markdown(record, config_path, overrides, png is not None))
+    pictures = {CURVES: figures.arm_curves(
+        {arm: {"train": [r["train_error_by_epoch"] for r in rs], "val": [r["val_error_by_epoch"] for r in rs]}
+         for arm, rs in runs.items()}, f"the claims' arms, median of {config.claims.seeds} seeds")}
+    if figure1:
+        pictures[FIGURE_1] = figures.figure1(
+            {"ReLU": figure1["step_errors"]["relu"], "tanh": figure1["step_errors"]["tanh"]},
+            figure1["steps_per_epoch"], figure1["window_steps"], threshold,
+            "Figure 1 re-run: four-layer CNN, digit scans at 32x32")
+    for name, png in pictures.items():
+        (study / name).write_bytes(png)
+    write_text(study / REPORT, report_markdown(record, config_path, overrides))
     writer = tf.summary.create_file_writer(str(study / REPORT_EVENTS))
     with writer.as_default(step=0):
         tf.summary.text("claims/report", (study / REPORT).read_text())
-        if png:
-            figures.tensorboard_image("claims/figure1_relu_vs_tanh", png)
+        for name, png in pictures.items():
+            figures.tensorboard_image(f"claims/{Path(name).stem}", png)
     writer.close()
     return record
 
@@ -175,11 +215,12 @@ def _seeds(metric: str, values: list[float], reached: list[bool] = ()) -> str:
 
 
 def _difference(metric: str, value: float) -> str:
-    return f"{value:+.0f}" if metric == "steps" else f"{value * 100:+.1f} pt"
+    """A difference as the reader counts it: steps, ln(steps), or points of error."""
+    return {"steps": f"{value:+.0f}", "log_steps": f"{value:+.2f}"}.get(metric, f"{value * 100:+.1f} pt")
 
 
-def report_markdown(record: dict, config_path: str, overrides: list[str], has_figure: bool) -> str:
-    """The report's Markdown: the command, the verdict table, every seed's values, Figure 1."""
+def report_markdown(record: dict, config_path: str, overrides: list[str]) -> str:
+    """The report's Markdown: the command, the verdict table, every seed's values, Figure 1, the curves."""
     command = f"make claims CONFIG={config_path}" + (f' ARGS="{" ".join(overrides)}"' if overrides else "")
     lines = [
         "# The paper's claims, re-run", "",
@@ -192,7 +233,8 @@ def report_markdown(record: dict, config_path: str, overrides: list[str], has_fi
         "| claim (section) | the paper | metric | mean difference [95% interval] | p | detectable | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in record["claims"]:
+    rows = [*([record["figure1"]] if record["figure1"] else []), *record["claims"]]
+    for r in rows:
         metric = r["metric"]
         low, high = r["interval_95"]
         detectable = r["minimum_detectable_effect"]
@@ -207,13 +249,36 @@ def report_markdown(record: dict, config_path: str, overrides: list[str], has_fi
         base, arm = (_seeds(r["metric"], r[key], reached.get(side, ()))
                      for key, side in (("baseline", "baseline"), ("arm_values", "arm")))
         lines.append(f"- {r['claim']}, {METRIC_NAMES[r['metric']]}: {base} / {arm}")
-    lines += ["", f"Training-error threshold for the speed claims: {record['train_error_threshold']:.0%} "
-              "(the paper's Figure 1 used 25% on CIFAR-10); a run that never reached it counts as one epoch "
-              "longer than it ran (shown as >N, a lower bound).", ""]
-    if has_figure:
-        lines += [f"![Figure 1: training error against epochs, ReLU and tanh]({FIGURE_1})", ""]
+    lines += ["", f"Training-error threshold for the speed claims: {record['train_error_threshold']:.0%}; a run that "
+              "never reached it counts as one epoch longer than it ran (shown as >N, a lower bound).", ""]
+    if record["figure1"]:
+        lines += figure1_markdown(record["figure1"])
+    lines += [f"![the arms' training and validation error against epochs]({CURVES})", ""]
     return "\n".join(lines)
 
 
+def figure1_markdown(f: dict) -> list[str]:
+    """Figure 1's section of the report: the set-up, the chosen rates, steps per seed, speed-ups, the figure."""
+    lines = ["## Figure 1 as the paper ran it", "",
+             f"A four-layer CNN (cuda-convnet's CIFAR-10 layout without normalisation: conv 32-32-64 5x5, "
+             f"max-pool 3/2 after each, softmax), ReLU against tanh, no dropout, weight decay or augmentation, on "
+             f"{f['data']} ({f['images']} images), batch {f['batch']}, {f['epochs']} epochs, SGD with momentum 0.9. "
+             f"Each activation at the rate that reached {f['settings']['threshold']:.0%} training error fastest "
+             f"in a sweep over {', '.join(map(str, f['rates']))} (seed 0): ReLU {f['chosen_rates']['relu']:g}, "
+             f"tanh {f['chosen_rates']['tanh']:g}. Steps are counted until the training error over the last "
+             f"{f['window_steps']} steps first reaches the threshold.", "",
+             "| training error | ReLU steps per seed | tanh steps per seed | tanh / ReLU, geometric mean [95%] | "
+             "the paper |", "|---|---|---|---|---|"]
+    for level, at in f["thresholds"].items():
+        up = at["speed_up"]
+        steps = {a: ", ".join(f"{'' if ok else '>'}{s}" for s, ok in zip(at["steps"][a], at["reached"][a],
+                                                                           strict=True)) for a in ("relu", "tanh")}
+        lines.append(f"| {float(level):.0%} | {steps['relu']} | {steps['tanh']} | {up['geometric_mean']:.2f}x "
+                     f"[{up['interval_95'][0]:.2f}, {up['interval_95'][1]:.2f}] | "
+                     f"{'6x (CIFAR-10)' if float(level) == f['settings']['threshold'] else ''} |")
+    return [*lines, "", f"![Figure 1: training error against epochs, ReLU and tanh]({FIGURE_1})", ""]
+
+
 METRIC_NAMES = {"val_top1_error": "final val top-1 error", "gap": "val - train top-1 error (overfitting)",
-                "steps": "steps to the training-error threshold"}
+                "steps": "steps to the training-error threshold",
+                "log_steps": "ln(steps) to 25% training error, tanh minus ReLU"}

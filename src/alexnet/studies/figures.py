@@ -120,19 +120,39 @@ def confusion_matrix(matrix: np.ndarray, names: list[str], title: str) -> bytes:
     return to_png(figure)
 
 
-def figure1(curves: dict[str, list[list[float]]], threshold: float) -> bytes:
-    """The paper's Figure 1 re-drawn: training error against epochs for each network (one line per seed),
-    with the threshold the speed is measured at."""
+def figure1(step_errors: dict[str, list[list[float]]], steps_per_epoch: int, window: int, threshold: float,
+            title: str) -> bytes:
+    """The paper's Figure 1 re-drawn: training error against epochs for each network, every seed faint and
+    the median over seeds bold (each curve the mean error of the last `window` steps), the threshold dashed."""
     figure, axes = subplots(figsize=(6.5, 4.5), dpi=100)
     styles = {0: "-", 1: "--"}
-    for colour, (name, seeds) in enumerate(curves.items()):
-        for seed, errors in enumerate(seeds):
-            axes.plot(range(1, len(errors) + 1), errors, styles.get(seed % 2), color=f"C{colour}",
-                      label=name if seed == 0 else None)
-    axes.axhline(threshold, color="0.4", linestyle=":", label=f"threshold {threshold:.0%}")
+    for index, (name, seeds) in enumerate(step_errors.items()):
+        smoothed = np.array([np.convolve(e, np.ones(window) / window, mode="valid") for e in seeds])
+        epochs = (np.arange(smoothed.shape[1]) + window) / steps_per_epoch
+        for curve in smoothed:
+            axes.plot(epochs, curve, styles[index % 2], color=f"C{index}", alpha=0.25, linewidth=1)
+        axes.plot(epochs, np.median(smoothed, axis=0), styles[index % 2], color=f"C{index}", linewidth=2.5,
+                  label=f"{name} (median of {len(seeds)} seeds)")
+    axes.axhline(threshold, color="0.3", linestyle=":", label=f"{threshold:.0%} training error")
     axes.set_xlabel("epochs")
-    axes.set_ylabel("training error rate (top-1)")
+    axes.set_ylabel("training error rate")
     axes.set_ylim(0, 1)
-    axes.set_title("training error, ReLU vs tanh (the paper's Figure 1)")
+    axes.set_title(title)
     axes.legend()
+    return to_png(figure)
+
+
+def arm_curves(curves: dict[str, dict[str, list[list[float]]]], title: str) -> bytes:
+    """Training (solid) and validation (dashed) top-1 error against epochs, the median over seeds of each arm."""
+    figure, axes = subplots(figsize=(8, 5), dpi=100)
+    for index, (arm, series) in enumerate(curves.items()):
+        for role, style in (("train", "-"), ("val", "--")):
+            median = np.median(np.array(series[role]), axis=0)
+            axes.plot(range(1, len(median) + 1), median, style, color=f"C{index % 10}",
+                      label=arm if role == "train" else None)
+    axes.set_xlabel("epochs")
+    axes.set_ylabel("top-1 error (solid: training, dashed: validation)")
+    axes.set_ylim(0, 1)
+    axes.set_title(title)
+    axes.legend(fontsize=8)
     return to_png(figure)
