@@ -27,6 +27,11 @@ def test_a_finished_run_holds_every_entry_of_the_run_directory(tiny_run, small_d
     # The wall time holds fit, which holds the steps and the validation; memory is the process's peak.
     assert final["wall_seconds"] > final["fit_seconds"] > final["train_seconds"] + final["validation_seconds"] > 0
     assert final["validation_seconds"] > 0 and 0.1 < final["peak_memory_gb"] < 8
+    info = json.loads((tiny_run / rundir.RUN_INFO).read_text())
+    assert info["data"] == {"source": "demo", "name": None, "dir": str(small_data), "classes": 10,
+                            "train_images": 120, "val_images": 30}
+    assert info["versions"]["tensorflow"] == tf.__version__ and info["resumes"] == 0 and info["machine"]["cpus"] >= 1
+    assert info["command"] == "train_and_evaluate() called from Python"  # the fixture trains in this process
     (row,) = read_history(tiny_run)  # one epoch: one row
     assert (row["epoch"], row["step"]) == (1, 2) and row["val_top1_error"] == pytest.approx(best["val_top1_error"])
     assert row["train_seconds"] == pytest.approx(final["train_seconds"])

@@ -20,6 +20,7 @@ from alexnet.files import read_json, write_text
 
 CONFIG = "config.yaml"
 CLASSES = "classes.json"
+RUN_INFO = "run.json"
 TRAIN_EVENTS = "train"
 VALIDATION_EVENTS = "validation"
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's file pattern, in the run directory and in the two above
@@ -42,6 +43,8 @@ LR_FIND_RECORD = "lr_find.json"
 CONTENTS = {
     CONFIG: "the resolved configuration",
     CLASSES: "class names, in label order",
+    RUN_INFO: ("the command, when it started (and how often it resumed), the machine, the package versions and "
+               "the data set's size"),
     f"{TRAIN_EVENTS}/": ("TensorBoard, training: loss, top-1/top-5 error, learning rate, images/s every "
                          "`tensorboard.every_steps` steps, and per epoch with the epoch time; per-layer "
                          "activation and gradient statistics (`layers/*`) every `tensorboard.layer_stats_steps`"),

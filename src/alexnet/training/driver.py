@@ -7,9 +7,12 @@ The driver is a sequence of named stages: strategy, seeds, data, model, callback
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
 import hashlib
 import os
+import platform
 import shutil
 import sys
 import time
@@ -122,9 +125,10 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
     """The data stage: class names into the run, the batch checked against the replicas, one pipeline per worker."""
     t = config.train
     info = dataset_info(config.data)
+    steps_per_epoch = plan_steps(t, info, strategy.num_replicas_in_sync)
     if task.is_chief:
         write_json(run / rundir.CLASSES, info.class_names)
-    steps_per_epoch = plan_steps(t, info, strategy.num_replicas_in_sync)
+        write_json(run / rundir.RUN_INFO, run_info(run, config, info, strategy, task))
     print(f"strategy {strategy_name(strategy)}, {task.count} worker(s) (this is {task.name}"
           f"{', the chief' if task.is_chief else ''}), {strategy.num_replicas_in_sync} replica(s), per-replica "
           f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
@@ -134,6 +138,35 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
     # Workers must run the same number of validation steps (each is a collective): whole global batches only.
     validation_steps = t.validation_steps or (max(1, info.num_val // t.global_batch_size) if task.count > 1 else None)
     return TrainingData(info, steps_per_epoch, validation_steps, train, val, sample)
+
+
+def run_info(run: RunDir, config: Config, info: DatasetInfo, strategy: tf.distribute.Strategy, task: Task) -> dict:
+    """What a reader of the run wants to know besides the config: the command, when, on what, with which
+    versions, on which data. A resumed run keeps its first start and counts the resumes."""
+    command = (f"python -m alexnet {' '.join(sys.argv[1:])}" if sys.argv[0].endswith("__main__.py")
+               else "train_and_evaluate() called from Python")
+    previous = read_json(run / rundir.RUN_INFO) if (run / rundir.RUN_INFO).exists() else {}
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {
+        "command": command, "started": previous.get("started", now), "last_start": now,
+        "resumes": previous.get("resumes", -1) + 1,
+        "machine": {"platform": platform.platform(), "processor": processor_name(), "cpus": os.cpu_count(),
+                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")],
+                    "strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync,
+                    "workers": task.count},
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
+        "data": {"source": config.data.source, "name": config.data.name, "dir": config.data.dir,
+                 "classes": len(info.class_names), "train_images": info.num_train, "val_images": info.num_val},
+    }
+
+
+def processor_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), or what the platform module says."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy) -> tuple:
