@@ -143,8 +143,8 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
 def run_info(run: RunDir, config: Config, info: DatasetInfo, strategy: tf.distribute.Strategy, task: Task) -> dict:
     """What a reader of the run wants to know besides the config: the command, when, on what, with which
     versions, on which data. A resumed run keeps its first start and counts the resumes."""
-    command = (f"python -m alexnet {' '.join(sys.argv[1:])}" if sys.argv[0].endswith("__main__.py")
-               else "train_and_evaluate() called from Python")
+    from_cli = sys.argv[0].endswith(os.path.join("alexnet", "__main__.py"))  # python -m alexnet ...
+    command = f"python -m alexnet {' '.join(sys.argv[1:])}" if from_cli else "train_and_evaluate() called from Python"
     previous = read_json(run / rundir.RUN_INFO) if (run / rundir.RUN_INFO).exists() else {}
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {
