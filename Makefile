@@ -18,7 +18,7 @@ export TF_CPP_MIN_LOG_LEVEL
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install train lr-find claims data-service test test-fast lint summary data digits prepare eval predict export tensorboard bench bench-gpu
+.PHONY: help install train lr-find claims data-service test test-fast lint summary data digits prepare eval predict export report tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,9 @@ predict: $(VENV)/.installed ## top-5 classes for IMAGES with logs/RUN's exported
 
 export: $(VENV)/.installed ## export logs/RUN's best checkpoint as a SavedModel to logs/RUN/export/
 	$(PY) -m alexnet export --run $(RUN)
+
+report: $(VENV)/.installed ## one self-contained HTML page of logs/RUN (RUN=claims: the study) to share: logs/RUN/report.html
+	$(PY) -m alexnet report --run $(RUN)
 
 tensorboard: $(VENV)/.installed ## serve logs/ on PORT
 	$(VENV)/bin/tensorboard --logdir logs --port $(PORT) --bind_all

@@ -6,7 +6,7 @@ must see those exit statuses runs it directly (make turns every failure into 2).
 
     train, lr-find, claims, summary, data, digits, prepare, bench   --config FILE [--run NAME] [key=value ...]
     eval                                                             --run NAME [key=value ...]  (other data)
-    export                                                           --run NAME
+    export, report                                                   --run NAME
     predict                                                          --run NAME IMAGE [IMAGE ...]
     data-service                                                     [--port P] [--workers N]
 """
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("overrides", nargs="*", metavar="section.key=value")
     for name, help_text in (("eval", "the paper's evaluation of a finished run (its own config)"),
                             ("export", "export a run's best model as a SavedModel"),
+                            ("report", "one self-contained HTML page of a run (or of logs/claims) to share"),
                             ("predict", "top-5 classes of image files with a run's exported model")):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--run", required=True, help="the run's name under LOGS/")
@@ -136,7 +137,7 @@ def run_command(args: argparse.Namespace) -> None:
         from alexnet.data.service import serve
 
         return serve(args.port, args.workers)
-    if args.command in ("eval", "export", "predict"):
+    if args.command in ("eval", "export", "predict", "report"):
         return run_run_command(args)
 
     from alexnet.config import load_config
@@ -178,7 +179,7 @@ def run_command(args: argparse.Namespace) -> None:
 
 
 def run_run_command(args: argparse.Namespace) -> None:
-    """eval, export or predict of an existing run, with the run's own config."""
+    """eval, export, report or predict of an existing run, with the run's own config."""
     run_dir = Path(args.logs) / args.run
     if args.command == "eval":
         from alexnet.studies.evaluate import evaluate_run
@@ -188,6 +189,10 @@ def run_run_command(args: argparse.Namespace) -> None:
         from alexnet.export import export_run
 
         export_run(run_dir)
+    elif args.command == "report":
+        from alexnet.studies.report import write_report
+
+        write_report(run_dir)
     else:
         from alexnet.export import predict_files
 

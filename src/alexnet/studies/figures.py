@@ -156,3 +156,46 @@ def arm_curves(curves: dict[str, dict[str, list[list[float]]]], title: str) -> b
     axes.set_title(title)
     axes.legend(fontsize=8)
     return to_png(figure)
+
+
+def training_curves(rows: list[dict], curves: tuple, drops: list[int], title: str) -> bytes:
+    """One panel per curve (name, label) against epochs, three a row: training solid, validation dashed where
+    the rows have val_<name>; dotted lines after the epochs in drops (learning-rate drops)."""
+    columns = 3
+    rows_of_panels = -(-len(curves) // columns)
+    figure, axes = subplots(rows_of_panels, columns, figsize=(11, 3.3 * rows_of_panels), dpi=100)
+    epochs = [r["epoch"] for r in rows]
+    for ax in np.ravel(axes)[len(curves):]:  # the last row's empty panels
+        ax.set_visible(False)
+    for ax, (name, label) in zip(np.ravel(axes), curves, strict=False):
+        for key, style, role in ((name, "-", "training"), (f"val_{name}", "--", "validation")):
+            points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, marker=".", label=role)
+        for epoch in drops:
+            ax.axvline(epoch + 0.5, color="0.5", linestyle=":")
+        if name == "learning_rate":
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0.5, max(epochs) + 0.5)
+        if name.endswith("error") or name == "loss":
+            ax.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return to_png(figure)
+
+
+def layer_statistics(series: dict[str, dict[str, list[tuple[int, float]]]]) -> bytes:
+    """One panel per statistic, one line per layer, against the training step (alexnet/training/layer_stats.py)."""
+    figure, axes = subplots(1, len(series), figsize=(4.5 * len(series), 3.4), dpi=100)
+    for ax, (statistic, layers) in zip(np.atleast_1d(axes), series.items(), strict=True):
+        for index, (layer, points) in enumerate(layers.items()):
+            ax.plot(*zip(*points, strict=True), color=f"C{index % 10}", label=layer)
+        if statistic != "dead_fraction":
+            ax.set_yscale("log")
+        ax.set_title(statistic.replace("_", " "), fontsize=10)
+        ax.set_xlabel("step")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    figure.tight_layout()
+    return to_png(figure)

@@ -1,0 +1,295 @@
+"""`make report RUN=name`: one self-contained HTML page of a run, or of the claims study, to share.
+
+The page opens offline in any browser: styles inline, every picture an embedded PNG, no script, font or
+link that leaves the file. It is a read-only view of what the run already wrote: config.yaml, run.json,
+best.json, final_metrics.json, lr_schedule.json, eval.json, and the TensorBoard event files, read with
+TensorBoard's own reader (EventAccumulator): the curves' numbers are the event files' numbers, and the
+pictures TensorBoard shows (conv1's filters, Figure 4, the confusion matrix) are the very PNGs in them.
+Nothing is recomputed; the curves are drawn with matplotlib.
+
+Each section is a small function returning its HTML (escaped with html.escape): the page has no loops or
+conditions a template would make clearer, so it needs no template engine.
+
+A run without final_metrics.json is reported as unfinished; logs/claims (claims.json beside report.md)
+gives the study's page: its report, with its pictures, in the same style.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+from pathlib import Path
+
+import tensorflow as tf
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from alexnet import rundir
+from alexnet.errors import DataError
+from alexnet.files import read_json, write_text
+from alexnet.rundir import RunDir
+from alexnet.studies import figures
+from alexnet.studies.evaluate import PUBLISHED, TEN_CROP_ROWS
+
+REPORT = "report.html"
+STUDY_RECORD, STUDY_REPORT = "claims.json", "report.md"  # what makes a directory the claims study's
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .85em; }
+.banner { background: #fff3cd; border: 1px solid #e0c36a; padding: .6em 1em; }
+.warning { background: #fde2e1; border: 1px solid #e08a85; padding: .6em 1em; }
+dl { display: grid; grid-template-columns: max-content auto; gap: .2em 1em; } dt { font-weight: 600; }
+"""
+CURVES = (("loss", "loss"), ("top1_error", "top-1 error"), ("top5_error", "top-5 error"),
+          ("learning_rate", "learning rate"), ("images_per_second", "images/s (training steps)"),
+          ("peak_memory_gb", "peak memory (GB)"))
+LAYER_STATISTICS = ("activation_rms", "dead_fraction", "gradient_norm")
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Writes run_dir/report.html (atomically) and returns its path; DataError for a missing or empty run."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise DataError(f"{run.path} does not exist: make report RUN=name reports logs/name/ (a run, or claims)")
+    if (run / STUDY_RECORD).exists() and (run / STUDY_REPORT).exists():
+        title, body = f"{run.name}: the paper's claims, re-run", study_body(run)
+    else:
+        title, body = f"{run.name}: an AlexNet run", run_body(run)
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n"
+            f"<p><small>Written by <code>make report</code> on "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} from {html.escape(str(run.path))}"
+            f"</small></p>\n</body></html>\n")
+    write_text(run / REPORT, page)
+    print(f"report: {run / REPORT} ({len(page) / 1e6:.1f} MB; open it in any browser, offline)", flush=True)
+    return run / REPORT
+
+
+# ----- reading what the run wrote -----
+
+
+def event_data(directory: Path) -> EventAccumulator | None:
+    """TensorBoard's reader over the event files directly in directory, every event kept (None: no directory)."""
+    if not directory.is_dir():
+        return None
+    accumulator = EventAccumulator(str(directory), size_guidance={"tensors": 0, "images": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def scalar_series(data: EventAccumulator | None) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value)]} of the scalar summaries (written as tensors by tf.summary.scalar)."""
+    if data is None:
+        return {}
+    tags = [t for t in data.Tags()["tensors"] if data.SummaryMetadata(t).plugin_data.plugin_name == "scalars"]
+    return {t: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in data.Tensors(t)] for t in tags}
+
+
+def last_png(data: EventAccumulator | None, tag: str) -> bytes | None:
+    """The PNG of an image summary's last event (tf.summary.image stores [width, height, png, ...])."""
+    if data is None or tag not in data.Tags()["tensors"]:
+        return None
+    return tf.make_ndarray(data.Tensors(tag)[-1].tensor_proto)[2]
+
+
+def texts(data: EventAccumulator | None, tag: str) -> list[str]:
+    """Every text summary written under tag."""
+    if data is None or tag not in data.Tags()["tensors"]:
+        return []
+    return [e.tensor_proto.string_val[0].decode() for e in data.Tensors(tag)]
+
+
+def epoch_table(train: dict, validation: dict) -> list[dict]:
+    """One row per epoch: the epoch_* scalars of the training and validation event files, by step."""
+    steps = sorted({step for step, _ in train.get("epoch_loss", [])})
+    rows = []
+    for epoch, step in enumerate(steps, start=1):
+        row = {"epoch": epoch, "step": step}
+        for source, prefix in ((train, ""), (validation, "val_")):
+            for name, _ in CURVES:
+                value = dict(source.get(f"epoch_{name}", [])).get(step)
+                if value is not None:
+                    row[prefix + name] = value
+        rows.append(row)
+    return rows
+
+
+def drop_epochs(run: RunDir) -> list[int]:
+    """The epochs after which the learning-rate schedule divided the rate by 10 (lr_schedule.json)."""
+    path = run / rundir.LR_SCHEDULE
+    if not path.exists():
+        return []
+    states = sorted(((int(epoch), state["drops"]) for epoch, state in read_json(path).items()))
+    return [epoch + 1 for (epoch, drops), (_, before) in zip(states[1:], states[:-1], strict=True) if drops > before]
+
+
+# ----- HTML pieces -----
+
+
+def png_tag(png: bytes, alt: str) -> str:
+    """An <img> with the PNG embedded as a data URI."""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A plain HTML table; cells are escaped text."""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def section(anchor: str, title: str, content: str) -> str:
+    """A titled <section> the page's readers (and its test) find by its id."""
+    return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{content}\n</section>'
+
+
+def percent(value) -> str:
+    """An error as a percentage ("" for none)."""
+    return "" if value is None else f"{value:.2%}"
+
+
+# ----- a run's page -----
+
+
+def run_body(run: RunDir) -> str:
+    """Every section of a training run's page, those the run has the files for."""
+    train, validation = (event_data(run / name) for name in (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS))
+    root = event_data(run.path)
+    train_scalars, val_scalars = scalar_series(train), scalar_series(validation)
+    rows = epoch_table(train_scalars, val_scalars)
+    if not rows:
+        raise DataError(f"{run.path} has no finished epoch to report yet (no epoch scalars in "
+                        f"{run / rundir.TRAIN_EVENTS}): train it first with `make train RUN={run.name}`")
+    parts = [] if run.finished else [
+        f'<p class="banner" id="unfinished"><b>Unfinished run</b>: {len(rows)} epoch(s) so far and no '
+        f"{rundir.FINAL_METRICS}; run <code>make train RUN={html.escape(run.name)}</code> again to resume it.</p>"]
+    stalls = texts(root, "warnings/stall")
+    if stalls:
+        parts.append('<div class="warning" id="stall">' + "".join(f"<p>{html.escape(t)}</p>" for t in stalls)
+                     + "</div>")
+    parts += [what_was_run(run), errors_section(run, rows), curves_section(run, rows)]
+    if (run / rundir.EVAL_RECORD).exists():
+        parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS)))
+    filters = last_png(root, "filters/conv1")
+    if filters is not None:
+        parts.append(section("figure3", "conv1's filters (the paper's Figure 3)", png_tag(filters, "conv1 filters")))
+    if any(tag.startswith("layers/") for tag in train_scalars):
+        parts.append(layers_section(train_scalars))
+    parts.append(section("config", "The resolved configuration (config.yaml)",
+                         f"<pre>{html.escape((run / rundir.CONFIG).read_text())}</pre>"))
+    return "\n".join(parts)
+
+
+def what_was_run(run: RunDir) -> str:
+    """The command, the data set and its size, the machine, the versions, the date and the duration."""
+    info = read_json(run / rundir.RUN_INFO) if (run / rundir.RUN_INFO).exists() else {}
+    final = read_json(run / rundir.FINAL_METRICS) if run.finished else {}
+    config = yaml.safe_load((run / rundir.CONFIG).read_text())
+    data, machine, versions = info.get("data", {}), info.get("machine", {}), info.get("versions", {})
+    items = {
+        "command": info.get("command", "(not recorded)"),
+        "model": f"{config['model']['variant']}, width {config['model']['width']}, {config['model']['image_size']}"
+                 f"x{config['model']['image_size']} inputs, precision {config['train']['precision']}",
+        "data": f"{data.get('source', config['data']['source'])} {data.get('name') or data.get('dir', '')}: "
+                f"{data.get('train_images', '?')} training and {data.get('val_images', '?')} validation images in "
+                f"{data.get('classes', '?')} classes",
+        "machine": f"{machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs"
+                   + (f", GPUs {', '.join(machine['gpus'])}" if machine.get("gpus") else "")
+                   + f"; {machine.get('strategy', '?')}, {machine.get('replicas', '?')} replica(s)",
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or "(not recorded)",
+        "started": f"{info.get('started', '?')}" + (f" (resumed {info['resumes']} time(s))" if info.get("resumes")
+                                                     else ""),
+        "duration": (f"{final['wall_seconds'] / 60:.1f} min in all: {final['train_seconds'] / 60:.1f} min of training "
+                     f"steps, {final['validation_seconds'] / 60:.1f} min of validation; peak memory "
+                     f"{final['peak_memory_gb']:.1f} GB") if "wall_seconds" in final else "(unfinished)",
+    }
+    content = "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items.items())
+    return section("run", "What was run", content + "</dl>")
+
+
+def errors_section(run: RunDir, rows: list[dict]) -> str:
+    """The final epoch's and the best epoch's validation errors."""
+    last = rows[-1]
+    body = [["final epoch", last["epoch"], percent(last.get("val_top1_error")), percent(last.get("val_top5_error"))]]
+    if (run / rundir.BEST_RECORD).exists():
+        best = read_json(run / rundir.BEST_RECORD)
+        body.append(["best epoch (kept and exported)", best["epoch"], percent(best["val_top1_error"]),
+                     percent(best["val_top5_error"])])
+    return section("errors", "Validation errors", table(["", "epoch", "top-1 error", "top-5 error"], body))
+
+
+def curves_section(run: RunDir, rows: list[dict]) -> str:
+    """Loss, top-1 and top-5 error (training and validation), learning rate and images/s against epochs, the
+    learning-rate drops marked; with the numbers as a table."""
+    drops = drop_epochs(run)
+    png = figures.training_curves(rows, CURVES, drops, f"{run.name}: training curves")
+    columns = [name for name, _ in CURVES] + [f"val_{name}" for name in ("loss", "top1_error", "top5_error")]
+    body = [[r["epoch"], r["step"], *(_cell(c, r.get(c)) for c in columns)] for r in rows]
+    note = (f"<p>Learning rate divided by 10 after epoch(s) {', '.join(map(str, drops))} (dotted lines).</p>"
+            if drops else "")
+    return section("curves", "Training curves", png_tag(png, "training curves") + note
+                   + '<details id="curve-numbers"><summary>the numbers (TensorBoard\'s epoch scalars)</summary>'
+                   + table(["epoch", "step", *columns], body) + "</details>")
+
+
+def _cell(column: str, value) -> str:
+    """A curve's number as the table shows it: errors as percentages with 4 decimals, the rest 6 digits."""
+    if value is None:
+        return ""
+    return f"{value:.4%}" if column.endswith("error") else f"{value:.6g}"
+
+
+def evaluation_section(run: RunDir, eval_data: EventAccumulator | None) -> str:
+    """Table 2 as make eval wrote it, the per-class errors, the confusion matrix and Figure 4."""
+    result = read_json(run / rundir.EVAL_RECORD)
+    crops = TEN_CROP_ROWS[result["ten_crop"]["crops"]]
+    rows = [[label, percent(top1), percent(top5)] for label, (top1, top5) in PUBLISHED.items()]
+    rows += [[f"this run, {label}", percent(result[key]["top1_error"]), percent(result[key]["top5_error"])]
+             for key, label in (("centre", "centre crop"), ("ten_crop", crops))]
+    name = result["data"].get("name") or result["data"]["dir"]
+    comparable = "" if name == "imagenet2012" else ": not comparable with the published rows"
+    parts = [table(["model", "top-1 error", "top-5 error"], rows),
+             f"<p>Published figures: ILSVRC-2012 validation set (50,000 images); this run: "
+             f"{result['centre']['images']} validation images of {html.escape(str(name))}{comparable}.</p>",
+             "<h3>Per-class top-1 error (centre crop), worst first</h3>",
+             table(["class", "top-1 error", "images"], [[r["class"], percent(r["top1_error"]), r["images"]]
+                                                        for r in result["per_class_top1_error"]])]
+    for tag, title in (("eval/confusion_matrix", "Confusion matrix"),
+                           ("eval/figure4_top5", "The paper's Figure 4, left: top-5 predictions"),
+                       ("eval/figure4_nearest_fc7", "The paper's Figure 4, right: nearest training images in fc7")):
+        png = last_png(eval_data, tag)
+        if png is not None:
+            parts += [f"<h3>{html.escape(title)}</h3>", png_tag(png, title)]
+    return section("evaluation", "Evaluation as in the paper (Table 2)", "\n".join(parts))
+
+
+def layers_section(train_scalars: dict) -> str:
+    """The per-layer statistics against steps (tensorboard.layer_stats_steps)."""
+    series = {statistic: {tag.split("/")[1]: values for tag, values in train_scalars.items()
+                          if tag.startswith("layers/") and tag.endswith("/" + statistic)}
+              for statistic in LAYER_STATISTICS}
+    png = figures.layer_statistics(series)
+    return section("layers", "Per-layer statistics of the probe batch", png_tag(png, "per-layer statistics"))
+
+
+# ----- the claims study's page -----
+
+
+def study_body(run: RunDir) -> str:
+    """The study's report.md as HTML, its pictures embedded."""
+    import markdown  # TensorBoard's own dependency, for its text dashboard
+
+    text = (run / STUDY_REPORT).read_text()
+    rendered = markdown.markdown(text, extensions=["tables"])
+    for path in sorted(run.path.glob("*.png")):
+        rendered = rendered.replace(f'src="{path.name}"', f'src="data:image/png;base64,'
+                                                           f'{base64.b64encode(path.read_bytes()).decode()}"')
+    record = read_json(run / STUDY_RECORD)
+    return section("study", f"{record['seeds']} paired seeds per arm", rendered)
