@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="other data to evaluate on, e.g. data.dir=other/images")
         elif name == "predict":
             command.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, BMP or GIF files")
+        elif name == "report":
+            command.add_argument("--pictures", default=None, metavar="DIR",
+                                 help="also write the page's pictures as PNG files into DIR (e.g. docs/)")
     service = commands.add_parser("data-service", help="a tf.data service dispatcher and workers in this process")
     service.add_argument("--port", type=int, default=5050, help="the dispatcher's port")
     service.add_argument("--workers", type=int, default=1, help="workers to start")
@@ -192,7 +195,7 @@ def run_run_command(args: argparse.Namespace) -> None:
     elif args.command == "report":
         from alexnet.studies.report import write_report
 
-        write_report(run_dir)
+        write_report(run_dir, args.pictures)
     else:
         from alexnet.export import predict_files
 

@@ -199,3 +199,17 @@ def layer_statistics(series: dict[str, dict[str, list[tuple[int, float]]]]) -> b
     np.atleast_1d(axes)[0].legend(fontsize=7)
     figure.tight_layout()
     return to_png(figure)
+
+
+def table_figure(header: list[str], rows: list[list], title: str) -> bytes:
+    """A small table as a picture (the README shows Table 2 so)."""
+    figure, axes = subplots(figsize=(7.5, 0.45 * (len(rows) + 1) + 0.5), dpi=100)
+    axes.axis("off")
+    cells = axes.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, loc="center", cellLoc="right",
+                       colLoc="right", colWidths=[0.62, 0.19, 0.19])
+    cells.auto_set_font_size(False)
+    cells.set_fontsize(9)
+    for (row, column), cell in cells.get_celld().items():
+        cell.set_text_props(ha="left" if column == 0 else "right", weight="bold" if row == 0 else "normal")
+    axes.set_title(title, fontsize=10)
+    return to_png(figure)

@@ -53,15 +53,18 @@ CURVES = (("loss", "loss"), ("top1_error", "top-1 error"), ("top5_error", "top-5
 LAYER_STATISTICS = ("activation_rms", "dead_fraction", "gradient_norm")
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Writes run_dir/report.html (atomically) and returns its path; DataError for a missing or empty run."""
-    run = RunDir(run_dir)
+def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) -> Path:
+    """Writes run_dir/report.html (atomically) and returns its path; DataError for a missing or empty run.
+
+    pictures_dir: also write the page's pictures there as <run name>_<picture>.png (the README's).
+    """
+    run, pictures = RunDir(run_dir), Pictures()
     if not run.path.is_dir():
         raise DataError(f"{run.path} does not exist: make report RUN=name reports logs/name/ (a run, or claims)")
     if (run / STUDY_RECORD).exists() and (run / STUDY_REPORT).exists():
-        title, body = f"{run.name}: the paper's claims, re-run", study_body(run)
+        title, body = f"{run.name}: the paper's claims, re-run", study_body(run, pictures)
     else:
-        title, body = f"{run.name}: an AlexNet run", run_body(run)
+        title, body = f"{run.name}: an AlexNet run", run_body(run, pictures)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n"
             f"<p><small>Written by <code>make report</code> on "
@@ -69,6 +72,11 @@ def write_report(run_dir: str | Path) -> Path:
             f"</small></p>\n</body></html>\n")
     write_text(run / REPORT, page)
     print(f"report: {run / REPORT} ({len(page) / 1e6:.1f} MB; open it in any browser, offline)", flush=True)
+    if pictures_dir:
+        Path(pictures_dir).mkdir(parents=True, exist_ok=True)
+        for name, png in pictures.items():
+            (Path(pictures_dir) / f"{run.name}_{name}.png").write_bytes(png)
+        print(f"report: {len(pictures)} pictures in {pictures_dir}: {', '.join(sorted(pictures))}", flush=True)
     return run / REPORT
 
 
@@ -133,9 +141,13 @@ def drop_epochs(run: RunDir) -> list[int]:
 # ----- HTML pieces -----
 
 
-def png_tag(png: bytes, alt: str) -> str:
-    """An <img> with the PNG embedded as a data URI."""
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+class Pictures(dict):
+    """The page's pictures by name, kept as they are embedded (make report --pictures writes them as files)."""
+
+    def tag(self, name: str, png: bytes, alt: str) -> str:
+        """An <img> with the PNG embedded as a data URI; the PNG is kept under name."""
+        self[name] = png
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -158,7 +170,7 @@ def percent(value) -> str:
 # ----- a run's page -----
 
 
-def run_body(run: RunDir) -> str:
+def run_body(run: RunDir, pictures: Pictures) -> str:
     """Every section of a training run's page, those the run has the files for."""
     train, validation = (event_data(run / name) for name in (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS))
     root = event_data(run.path)
@@ -174,14 +186,15 @@ def run_body(run: RunDir) -> str:
     if stalls:
         parts.append('<div class="warning" id="stall">' + "".join(f"<p>{html.escape(t)}</p>" for t in stalls)
                      + "</div>")
-    parts += [what_was_run(run), errors_section(run, rows), curves_section(run, rows)]
+    parts += [what_was_run(run), errors_section(run, rows), curves_section(run, rows, pictures)]
     if (run / rundir.EVAL_RECORD).exists():
-        parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS)))
+        parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS), pictures))
     filters = last_png(root, "filters/conv1")
     if filters is not None:
-        parts.append(section("figure3", "conv1's filters (the paper's Figure 3)", png_tag(filters, "conv1 filters")))
+        parts.append(section("figure3", "conv1's filters (the paper's Figure 3)",
+                             pictures.tag("conv1_filters", filters, "conv1 filters")))
     if any(tag.startswith("layers/") for tag in train_scalars):
-        parts.append(layers_section(train_scalars))
+        parts.append(layers_section(train_scalars, pictures))
     parts.append(section("config", "The resolved configuration (config.yaml)",
                          f"<pre>{html.escape((run / rundir.CONFIG).read_text())}</pre>"))
     return "\n".join(parts)
@@ -225,7 +238,7 @@ def errors_section(run: RunDir, rows: list[dict]) -> str:
     return section("errors", "Validation errors", table(["", "epoch", "top-1 error", "top-5 error"], body))
 
 
-def curves_section(run: RunDir, rows: list[dict]) -> str:
+def curves_section(run: RunDir, rows: list[dict], pictures: Pictures) -> str:
     """Loss, top-1 and top-5 error (training and validation), learning rate and images/s against epochs, the
     learning-rate drops marked; with the numbers as a table."""
     drops = drop_epochs(run)
@@ -234,7 +247,7 @@ def curves_section(run: RunDir, rows: list[dict]) -> str:
     body = [[r["epoch"], r["step"], *(_cell(c, r.get(c)) for c in columns)] for r in rows]
     note = (f"<p>Learning rate divided by 10 after epoch(s) {', '.join(map(str, drops))} (dotted lines).</p>"
             if drops else "")
-    return section("curves", "Training curves", png_tag(png, "training curves") + note
+    return section("curves", "Training curves", pictures.tag("curves", png, "training curves") + note
                    + '<details id="curve-numbers"><summary>the numbers (TensorBoard\'s epoch scalars)</summary>'
                    + table(["epoch", "step", *columns], body) + "</details>")
 
@@ -246,7 +259,7 @@ def _cell(column: str, value) -> str:
     return f"{value:.4%}" if column.endswith("error") else f"{value:.6g}"
 
 
-def evaluation_section(run: RunDir, eval_data: EventAccumulator | None) -> str:
+def evaluation_section(run: RunDir, eval_data: EventAccumulator | None, pictures: Pictures) -> str:
     """Table 2 as make eval wrote it, the per-class errors, the confusion matrix and Figure 4."""
     result = read_json(run / rundir.EVAL_RECORD)
     crops = TEN_CROP_ROWS[result["ten_crop"]["crops"]]
@@ -255,6 +268,7 @@ def evaluation_section(run: RunDir, eval_data: EventAccumulator | None) -> str:
              for key, label in (("centre", "centre crop"), ("ten_crop", crops))]
     name = result["data"].get("name") or result["data"]["dir"]
     comparable = "" if name == "imagenet2012" else ": not comparable with the published rows"
+    pictures["table2"] = figures.table_figure(["model", "top-1 error", "top-5 error"], rows, "Table 2 layout")
     parts = [table(["model", "top-1 error", "top-5 error"], rows),
              f"<p>Published figures: ILSVRC-2012 validation set (50,000 images); this run: "
              f"{result['centre']['images']} validation images of {html.escape(str(name))}{comparable}.</p>",
@@ -266,29 +280,31 @@ def evaluation_section(run: RunDir, eval_data: EventAccumulator | None) -> str:
                        ("eval/figure4_nearest_fc7", "The paper's Figure 4, right: nearest training images in fc7")):
         png = last_png(eval_data, tag)
         if png is not None:
-            parts += [f"<h3>{html.escape(title)}</h3>", png_tag(png, title)]
+            parts += [f"<h3>{html.escape(title)}</h3>", pictures.tag(tag.split("/")[1], png, title)]
     return section("evaluation", "Evaluation as in the paper (Table 2)", "\n".join(parts))
 
 
-def layers_section(train_scalars: dict) -> str:
+def layers_section(train_scalars: dict, pictures: Pictures) -> str:
     """The per-layer statistics against steps (tensorboard.layer_stats_steps)."""
     series = {statistic: {tag.split("/")[1]: values for tag, values in train_scalars.items()
                           if tag.startswith("layers/") and tag.endswith("/" + statistic)}
               for statistic in LAYER_STATISTICS}
     png = figures.layer_statistics(series)
-    return section("layers", "Per-layer statistics of the probe batch", png_tag(png, "per-layer statistics"))
+    return section("layers", "Per-layer statistics of the probe batch",
+                   pictures.tag("layer_statistics", png, "per-layer statistics"))
 
 
 # ----- the claims study's page -----
 
 
-def study_body(run: RunDir) -> str:
+def study_body(run: RunDir, pictures: Pictures) -> str:
     """The study's report.md as HTML, its pictures embedded."""
     import markdown  # TensorBoard's own dependency, for its text dashboard
 
     text = (run / STUDY_REPORT).read_text()
     rendered = markdown.markdown(text, extensions=["tables"])
     for path in sorted(run.path.glob("*.png")):
+        pictures[path.stem] = path.read_bytes()
         rendered = rendered.replace(f'src="{path.name}"', f'src="data:image/png;base64,'
                                                            f'{base64.b64encode(path.read_bytes()).decode()}"')
     record = read_json(run / STUDY_RECORD)
