@@ -57,6 +57,14 @@ def test_each_kind_of_error_has_its_exit_status_and_one_line(tiny_run, other_cla
         assert error_line(err).startswith(message), (args, err)
 
 
+def test_only_the_commands_that_train_need_the_files_the_config_names(tmp_path, monkeypatch):
+    missing = f"model.init_from={tmp_path}/none.keras"
+    called = []
+    monkeypatch.setattr("alexnet.data.demo.ensure_demo_data", lambda data: called.append(data.source))
+    assert entry.main(["data", "--config", "configs/folder.yaml", missing]) == 0 and called == ["folder"]
+    assert entry.main(["train", "--config", "configs/folder.yaml", "--logs", str(tmp_path), missing]) == 3
+
+
 def test_a_lost_peer_and_an_interrupt_ask_for_a_restart(monkeypatch, capsys):
     def peer_lost(args):
         raise errors.PeerLostError("worker 1 stopped answering: restart all workers with the same command")

@@ -33,6 +33,7 @@ CONFIG_COMMANDS = {
     "prepare": "write the config's data as sharded TFRecords",
     "bench": "training-step and input-pipeline throughput; logs/bench.json",
 }
+FILE_READERS = ("train", "lr-find", "claims")  # the commands whose runs read the config's files
 # TensorFlow's start-up lines, written to stderr before its logging is set up, so TF_CPP_MIN_LOG_LEVEL
 # cannot silence them: the glog-style prefix (I/W/E + date) and two lines that carry none.
 NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} ")
@@ -146,7 +147,8 @@ def run_command(args: argparse.Namespace) -> None:
     from alexnet.config import load_config
 
     run_dir = Path(args.logs) / (args.run or Path(args.config).stem)
-    config = load_config(args.config, args.overrides)
+    # Only the commands that train read model.init_from and model.colour_stats: `make digits` needs neither.
+    config = load_config(args.config, args.overrides, check_files=args.command in FILE_READERS)
     if args.command == "claims":
         from alexnet.studies.claims import run_study
 
