@@ -71,45 +71,23 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches (uint8 images (B, S, S, 3), int32 labels (B,)) of split "train" or "val" for one input pipeline.
 
-    data is the config's data section; S = image_size. data.cache keeps the decoded images in memory after
-    the first pass (the resized squares for training, the crops for validation): for data sets that fit.
-    train: shuffled, augmented (data.augment), batches
-    of equal size (drop_remainder, so every worker takes the same number of steps), not repeated; seed
-    fixes the shuffle and the augmentation (None: drawn afresh), deterministic the order. val: eval
-    preprocessing, in order, last partial batch kept. With an input_context the data is sharded by
-    input_pipeline_id and B is the per-replica batch size; auto-sharding is turned off so tf.distribute does
-    not shard again.
+    data is the config's data section; S = image_size. train: shuffled, augmented (data.augment, see
+    training_examples), batches of equal size (drop_remainder, so every worker takes the same number of
+    steps), not repeated; seed fixes the shuffle and the augmentation (None: drawn afresh), deterministic
+    the order. val: eval preprocessing, in order, last partial batch kept (data.cache: kept in memory after
+    the first pass). With an input_context the data is sharded by input_pipeline_id and B is the
+    per-replica batch size; auto-sharding is turned off so tf.distribute does not shard again.
     """
     train = split == "train"
     pipelines, pipeline_id = (
         (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0))
-    shuffle = train and data.shuffle
-    # (encoded bytes, label), this pipeline's share; the training split shuffled before any image is decoded,
-    # unless the decoded images are kept (data.cache): then they are shuffled once decoded.
-    ds = encoded_examples(data, split, pipelines, pipeline_id, shuffle=shuffle and not data.cache, seed=seed)
-    if not train:
-        ds = ds.map(lambda encoded, label: (eval_preprocess(encoded, data.resize_size, image_size), label),
-                    num_parallel_calls=AUTOTUNE)
-        ds = ds.cache() if data.cache else ds
-    elif data.cache:
-        ds = ds.map(lambda encoded, label: (resized_square(encoded, data.resize_size), label),
-                    num_parallel_calls=AUTOTUNE).cache()
-        if shuffle:  # all of this pipeline's squares: they are in memory anyway
-            count = int(ds.cardinality())
-            ds = ds.shuffle(count if count > 0 else data.shuffle_buffer,
-                            seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
     if train:
-        # One stateless seed per example makes the augmentation reproducible even with parallel map.
-        seeds = tf.data.Dataset.random(seed=stream_seed(seed, f"augment/{pipeline_id}"),
-                                       rerandomize_each_iteration=True).batch(2)
-        if data.cache:
-            augment = lambda square, seed: train_crop_of_square(square, image_size, data.augment, seed, data.flip)  # noqa: E731
-        else:
-            augment = lambda encoded, seed: train_preprocess(  # noqa: E731
-                encoded, data.resize_size, image_size, data.augment, seed, data.flip)
-        ds = tf.data.Dataset.zip(ds, seeds).map(lambda example, seed: (augment(example[0], seed), example[1]),
-                                                num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+        ds = training_examples(data, image_size, seed, pipelines, pipeline_id)
+    else:
+        ds = encoded_examples(data, split, pipelines, pipeline_id).map(
+            lambda encoded, label: (eval_preprocess(encoded, data.resize_size, image_size), tf.cast(label, tf.int32)),
+            num_parallel_calls=AUTOTUNE)
+        ds = ds.cache() if data.cache else ds
     batch = input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
     ds = ds.batch(batch, drop_remainder=train).prefetch(AUTOTUNE)
     options = tf.data.Options()
@@ -118,3 +96,30 @@ def make_dataset(
     # map then batch fuse into one op that writes each image straight into its batch (no extra copy).
     options.experimental_optimization.map_and_batch_fusion = True
     return ds.with_options(options)
+
+
+def training_examples(data, image_size: int, seed: int | None, pipelines: int = 1,
+                      pipeline_id: int = 0) -> tf.data.Dataset:
+    """Augmented (uint8 crop, int32 label) training examples of one input pipeline, in a shuffled order.
+
+    The order is drawn before any image is decoded (encoded_examples); with data.cache every image is
+    decoded once into its resized square and kept, and the squares are shuffled instead. Every example
+    gets a stateless seed of its own, so the augmentation is reproducible even with a parallel map.
+    """
+    if data.cache:
+        ds = encoded_examples(data, "train", pipelines, pipeline_id).map(
+            lambda encoded, label: (resized_square(encoded, data.resize_size), label),
+            num_parallel_calls=AUTOTUNE).cache()
+        if data.shuffle:  # every square of this pipeline: they are in memory anyway
+            count = int(ds.cardinality())
+            ds = ds.shuffle(count if count > 0 else data.shuffle_buffer,
+                            seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
+        augment = lambda square, s: train_crop_of_square(square, image_size, data.augment, s, data.flip)  # noqa: E731
+    else:
+        ds = encoded_examples(data, "train", pipelines, pipeline_id, shuffle=data.shuffle, seed=seed)
+        augment = lambda encoded, s: train_preprocess(  # noqa: E731
+            encoded, data.resize_size, image_size, data.augment, s, data.flip)
+    seeds = tf.data.Dataset.random(seed=stream_seed(seed, f"augment/{pipeline_id}"),
+                                   rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(ds, seeds).map(
+        lambda example, s: (augment(example[0], s), tf.cast(example[1], tf.int32)), num_parallel_calls=AUTOTUNE)
