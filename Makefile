@@ -6,6 +6,7 @@ PORT ?= 6006
 SERVICE_PORT ?= 5050
 WORKERS ?= 1
 IMAGES ?=
+PICTURES ?=
 PYTHON ?= python3
 
 VENV := .venv
@@ -77,8 +78,8 @@ predict: $(VENV)/.installed ## top-5 classes for IMAGES with logs/RUN's exported
 export: $(VENV)/.installed ## export logs/RUN's best checkpoint as a SavedModel to logs/RUN/export/
 	$(PY) -m alexnet export --run $(RUN)
 
-report: $(VENV)/.installed ## one self-contained HTML page of logs/RUN (RUN=claims: the study) to share: logs/RUN/report.html
-	$(PY) -m alexnet report --run $(RUN)
+report: $(VENV)/.installed ## one self-contained HTML page of logs/RUN (RUN=claims: the study) to share; PICTURES=dir also writes its PNGs
+	$(PY) -m alexnet report --run $(RUN) $(if $(PICTURES),--pictures $(PICTURES))
 
 tensorboard: $(VENV)/.installed ## serve logs/ on PORT
 	$(VENV)/bin/tensorboard --logdir logs --port $(PORT) --bind_all
