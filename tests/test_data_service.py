@@ -13,6 +13,7 @@ from alexnet.data.service import start_service, through_service
 from helpers import ROOT, TINY, folder_config, make_folder, pipeline, scalars, steps
 
 
+@pytest.mark.slow
 def test_an_epoch_through_the_service_holds_the_local_pipelines_examples(tmp_path):
     make_folder(tmp_path, with_bad=False)
     config = folder_config(tmp_path, "train.global_batch_size=1")  # no last partial batch to drop at random

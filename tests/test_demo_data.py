@@ -3,6 +3,7 @@
 import hashlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from alexnet.config import DataConfig
@@ -14,6 +15,7 @@ def _digests(root):
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.jpg"))}
 
 
+@pytest.mark.slow
 def test_layout_sizes_and_determinism(tmp_path):
     first = demo_data.ensure_demo_data(DataConfig(dir=str(tmp_path / "a"), demo_images_per_class=4))
     second = demo_data.ensure_demo_data(DataConfig(dir=str(tmp_path / "b"), demo_images_per_class=4))
@@ -53,6 +55,7 @@ def test_other_sources_generate_nothing(tmp_path, capsys):
     assert "nothing to generate" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_class_mean_colours_vary_less_across_classes_than_within():
     per_class = 12
     means = np.array([

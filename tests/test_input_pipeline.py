@@ -82,6 +82,7 @@ def epoch_fingerprint(config):
             for images, labels in pipeline(config, "train")]
 
 
+@pytest.mark.slow
 def test_a_seeded_deterministic_pipeline_repeats_its_crops_flips_and_order(tmp_path):
     textured_folder(tmp_path)
     loose, strict = folder_config(tmp_path), folder_config(tmp_path, "train.deterministic=true")

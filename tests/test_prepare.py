@@ -57,6 +57,7 @@ def test_every_record_keeps_its_own_label_on_both_splits(tmp_path):
         assert len(set(found)) == count  # every image once
 
 
+@pytest.mark.slow
 def test_prepare_writes_records_that_read_like_the_folder(tmp_path, capsys):
     make_folder(tmp_path / "images")
     out = tmp_path / "records"
@@ -92,6 +93,7 @@ def test_prepare_writes_records_that_read_like_the_folder(tmp_path, capsys):
     assert 0 < stats["mean"][2] < stats["mean"][0] < 255  # the plain class (220, 200, 20) dominates
 
 
+@pytest.mark.slow
 def test_prepare_reruns_cleanly_and_records_shard_over_pipelines(tmp_path):
     make_folder(tmp_path / "images", with_bad=False)
     out = tmp_path / "records"

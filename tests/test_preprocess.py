@@ -96,6 +96,7 @@ def test_jpeg_fast_path_crops_where_the_full_decode_does(height):
             assert all(np.abs(fast - w).mean() > 1.5 * error + 2 for w in wrong), (height, offset, flip, error)
 
 
+@pytest.mark.slow
 def test_paper_crops_reach_all_four_corners_and_flip_half_the_time():
     resize = SIZE + 4  # 5 x 5 crop positions: a corner is missed in 400 random draws with p < 1e-7
     png, max_offset = coded_png(resize), resize - SIZE
