@@ -203,10 +203,10 @@ def layer_statistics(series: dict[str, dict[str, list[tuple[int, float]]]]) -> b
 
 def table_figure(header: list[str], rows: list[list], title: str) -> bytes:
     """A small table as a picture (the README shows Table 2 so)."""
-    figure, axes = subplots(figsize=(7.5, 0.45 * (len(rows) + 1) + 0.5), dpi=100)
+    figure, axes = subplots(figsize=(7.5, 0.3 * (len(rows) + 1)), dpi=100)
     axes.axis("off")
-    cells = axes.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, loc="center", cellLoc="right",
-                       colLoc="right", colWidths=[0.62, 0.19, 0.19])
+    cells = axes.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, bbox=[0, 0, 1, 1],
+                       cellLoc="right", colLoc="right", colWidths=[0.62, 0.19, 0.19])
     cells.auto_set_font_size(False)
     cells.set_fontsize(9)
     for (row, column), cell in cells.get_celld().items():

@@ -19,10 +19,12 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import io
 from pathlib import Path
 
 import tensorflow as tf
 import yaml
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alexnet import rundir
@@ -33,6 +35,7 @@ from alexnet.studies import figures
 from alexnet.studies.evaluate import PUBLISHED, TEN_CROP_ROWS
 
 REPORT = "report.html"
+PICTURE_LIMIT = 250_000  # bytes of a picture written with --pictures (the README's stay small)
 STUDY_RECORD, STUDY_REPORT = "claims.json", "report.md"  # what makes a directory the claims study's
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -75,9 +78,22 @@ def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) ->
     if pictures_dir:
         Path(pictures_dir).mkdir(parents=True, exist_ok=True)
         for name, png in pictures.items():
-            (Path(pictures_dir) / f"{run.name}_{name}.png").write_bytes(png)
+            (Path(pictures_dir) / f"{run.name}_{name}.png").write_bytes(small_png(png))
         print(f"report: {len(pictures)} pictures in {pictures_dir}: {', '.join(sorted(pictures))}", flush=True)
     return run / REPORT
+
+
+def small_png(png: bytes, limit: int = PICTURE_LIMIT) -> bytes:
+    """png, or the same picture in 256 colours, then at half the size while needed, when it is over limit bytes."""
+    if len(png) <= limit:
+        return png
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    while True:
+        buffer = io.BytesIO()
+        image.quantize(256).save(buffer, "PNG", optimize=True)
+        if buffer.tell() <= limit:
+            return buffer.getvalue()
+        image = image.resize((image.width // 2, image.height // 2), Image.LANCZOS)
 
 
 # ----- reading what the run wrote -----
@@ -212,7 +228,7 @@ def what_was_run(run: RunDir) -> str:
                  f"x{config['model']['image_size']} inputs, precision {config['train']['precision']}",
         "data": f"{data.get('source', config['data']['source'])} {data.get('name') or data.get('dir', '')}: "
                 f"{data.get('train_images', '?')} training and {data.get('val_images', '?')} validation images in "
-                f"{data.get('classes', '?')} classes",
+                f"{data.get('classes', len(run.class_names()))} classes",
         "machine": f"{machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs"
                    + (f", GPUs {', '.join(machine['gpus'])}" if machine.get("gpus") else "")
                    + f"; {machine.get('strategy', '?')}, {machine.get('replicas', '?')} replica(s)",
