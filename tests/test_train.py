@@ -71,7 +71,7 @@ def test_a_finished_run_holds_its_tensorboard_series(tiny_run):
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_with_xla_trains_to_a_lower_finite_loss(precision, small_data):
     config = tiny_config(small_data, f"train.precision={precision}", "train.jit_compile=true",
-                         "train.learning_rate=0.01", "model.dropout=0", "model.colour_noise=0")
+                         "train.learning_rate=0.01", "model.dropout=0", "model.colour_noise=0", "model.zero_fc8=false")
     model = build_model(config, 10, tf.distribute.get_strategy())
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
     assert model.get_layer("conv1").compute_dtype == precision.removeprefix("mixed_")

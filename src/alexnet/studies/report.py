@@ -32,11 +32,12 @@ from alexnet.errors import DataError
 from alexnet.files import read_json, write_text
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
+from alexnet.studies.claims import RECORD as STUDY_RECORD  # with report.md, what makes a directory the study's
+from alexnet.studies.claims import REPORT as STUDY_REPORT
 from alexnet.studies.evaluate import PUBLISHED, TEN_CROP_ROWS
 
 REPORT = "report.html"
 PICTURE_LIMIT = 250_000  # bytes of a picture written with --pictures (the README's stay small)
-STUDY_RECORD, STUDY_REPORT = "claims.json", "report.md"  # what makes a directory the claims study's
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; }
