@@ -92,4 +92,6 @@ def test_mirrored_strategy_on_two_cpu_devices(small_data, tmp_path):
     assert "strategy MirroredStrategy, 1 worker(s) (this is worker 0, the chief), 2 replica(s), per-replica batch 8, " \
            "global batch 16" in out
     assert steps(scalars(tmp_path / "mirrored" / rundir.TRAIN_EVENTS)["loss"]) == [1, 2, 3]
+    info = json.loads((tmp_path / "mirrored" / rundir.RUN_INFO).read_text())
+    assert info["command"].startswith("python -m alexnet train --logs") and info["machine"]["replicas"] == 2
     assert (tmp_path / "mirrored" / rundir.EXPORT / "saved_model.pb").exists()
