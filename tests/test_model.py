@@ -320,3 +320,19 @@ def test_the_model_config_and_the_builder_speak_one_vocabulary():
         name: default for name, default in fields.items() if name not in (*CONFIG_ONLY, "num_classes")}
     with pytest.raises(ConfigError, match="model.lrn: 'sometimes' is not one of 'variant', True, False"):
         build_alexnet(lrn="sometimes")  # the builder checks by the config's rule
+
+
+def test_a_seeded_training_repeats_step_for_step_with_dropout_and_colour_noise_on():
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (16, 67, 67, 3), dtype=np.uint8), rng.integers(0, 5, 16)
+
+    def losses(seed):
+        keras.backend.clear_session()
+        model = build_alexnet("paper", num_classes=5, image_size=67, width=1 / 16, init="he_normal",
+                              input_scale=1 / 64, seed=seed)
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
+        return model.fit(images, labels, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+
+    first = losses(7)
+    assert losses(7) == first  # every random layer's stream restarts with the seed
+    assert losses(8) != first
