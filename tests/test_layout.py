@@ -11,7 +11,7 @@ PACKAGE = ROOT / "src" / "alexnet"
 LAYERS = (
     ("errors", "seeds", "files", "config"),  # the base: what every part reads
     ("data",),  # images in
-    ("model", "optim", "metrics", "rundir", "export"),  # the network, its optimiser and metrics, a run's files
+    ("model", "architectures", "optim", "metrics", "rundir", "export"),  # the networks, optimiser, metrics, runs
     ("training",),
     ("studies",),
     ("bench",),

@@ -154,7 +154,7 @@ def run_command(args: argparse.Namespace) -> None:
 
         run_study(args.config, args.overrides, args.logs)
     elif args.command == "summary":
-        from alexnet.model import build_from_config
+        from alexnet.architectures import build_from_config
 
         build_from_config(config.model, num_classes=config.model.num_classes or 1000).summary(line_length=100)
     elif args.command == "data":

@@ -26,6 +26,12 @@ from alexnet.errors import ConfigError, DataError
 
 # The paper's weighted layers (section 3.5), in order: the names model.remove_conv and train.freeze use.
 WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+# The model keys each architecture of model.arch takes besides arch and init_from (alexnet: every one);
+# the others are AlexNet's switches (alexnet/architectures.py says why each network is as it is).
+ALEXNET_MIN_SIZE = 35
+INPUT_KEYS = ("num_classes", "image_size", "centre", "input_scale", "colour_noise", "colour_stats")
+ARCH_KEYS = {"lenet5": (*INPUT_KEYS, "activation"), "resnet18": INPUT_KEYS, "plain18": INPUT_KEYS,
+             "resnet50": INPUT_KEYS}
 
 
 def _range(low=None, high=None, low_open=False):
@@ -37,11 +43,15 @@ def _range(low=None, high=None, low_open=False):
 class ModelConfig:
     """The network (paper section 3)."""
 
+    # The paper's network, or one it is compared with (alexnet/architectures.py): LeNet-5 before it, ResNet-18,
+    # ResNet-18 without its shortcuts and ResNet-50 after it. They take the input keys only (ARCH_KEYS).
+    arch: Literal["alexnet", "lenet5", "resnet18", "plain18", "resnet50"] = "alexnet"
     variant: Literal["paper", "paper_grouped", "owt"] = "paper"
     # 0 takes the class count from the dataset.
     num_classes: int = field(default=0, metadata=_range(0))
     # 227, not the paper's 224: 224 with an 11x11 stride-4 valid conv does not give 55 (Caffe uses 227).
-    image_size: int = field(default=227, metadata=_range(35))
+    # AlexNet takes 35 or more (ALEXNET_MIN_SIZE: its five layers leave no pixel below), LeNet-5 32.
+    image_size: int = field(default=227, metadata=_range(32))
     # Multiplies every conv and fc width; 1.0 is the paper. Smaller values build test-sized networks.
     width: float = field(default=1.0, metadata=_range(0.0, 1.0, low_open=True))
     # "paper": weights N(0, 0.01), biases 1 in conv2/4/5, fc6/7 (section 5). "he_normal" (He et al. 2015,
@@ -365,6 +375,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), check
 def _check_combinations(config: Config) -> None:
     """ConfigError for values that are valid alone but not together."""
     m, t = config.model, config.train
+    _check_arch(m, t)
     if bool(t.freeze) != bool(t.freeze_epochs):
         raise ConfigError("train.freeze (layer names) and train.freeze_epochs (> 0) go together")
     layers = [name for name in WEIGHTED_LAYERS if name != m.remove_conv]
@@ -383,6 +394,35 @@ def _check_combinations(config: Config) -> None:
     if config.lr_find.min_lr >= config.lr_find.max_lr:
         raise ConfigError(f"lr_find.min_lr ({config.lr_find.min_lr}) must be below lr_find.max_lr "
                           f"({config.lr_find.max_lr})")
+
+
+def _check_arch(m: ModelConfig, t: TrainConfig) -> None:
+    """ConfigError for an AlexNet switch given to another architecture, naming both, and for LeNet-5's size."""
+    if m.arch == "alexnet":
+        return check_alexnet_size(m.image_size)
+    defaults = ModelConfig()
+    taken = {*ARCH_KEYS[m.arch], "arch", "init_from"}
+    for f in dataclasses.fields(ModelConfig):
+        if f.name not in taken and getattr(m, f.name) != getattr(defaults, f.name):
+            raise ConfigError(f"model.{f.name} does not apply to model.arch={m.arch}: that network takes "
+                              f"model.{', model.'.join(ARCH_KEYS[m.arch])}; set model.{f.name}="
+                              f"{_yaml_value(getattr(defaults, f.name))} or model.arch=alexnet")
+    if t.freeze:
+        raise ConfigError(f"train.freeze names AlexNet's layers; it does not apply to model.arch={m.arch}")
+    if m.arch == "lenet5" and m.image_size != 32:
+        raise ConfigError(f"model.arch=lenet5 takes 32x32 images (LeCun et al. 1998): set model.image_size=32 and "
+                          f"a data.resize_size a little larger (e.g. 36), not {m.image_size}")
+
+
+def check_alexnet_size(image_size: int) -> None:
+    """ConfigError below the smallest input AlexNet's five layers leave a pixel of (35)."""
+    if image_size < ALEXNET_MIN_SIZE:
+        raise ConfigError(f"model.image_size: {image_size} is out of range for AlexNet (must be >= {ALEXNET_MIN_SIZE})")
+
+
+def _yaml_value(value) -> str:
+    """A value as it is written in an override."""
+    return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _check_files(config: Config) -> None:

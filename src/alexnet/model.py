@@ -12,13 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import keras
 from keras import layers, ops
 
-from alexnet.config import ModelConfig, check_section
+from alexnet.config import ModelConfig, check_alexnet_size, check_section
 from alexnet.errors import ConfigError, DataError
 from alexnet.seeds import stream_seed
 
@@ -49,7 +48,7 @@ VARIANTS = {
 }
 FC_UNITS = 4096  # fc6 and fc7 (section 3.5)
 # ModelConfig fields that are not build_alexnet arguments, and build_alexnet arguments that come from elsewhere.
-CONFIG_ONLY = ("init_from",)
+CONFIG_ONLY = ("init_from", "arch")
 BUILD_ONLY = ("dtype_policy", "seed")
 
 
@@ -161,6 +160,17 @@ def _kernel_initializer(init: str, seed: int | None):
     return keras.initializers.HeNormal(seed=seed)
 
 
+def prepared_input(image_size: int, centre: str, input_scale: float, colour_noise: float,
+                   colour_stats: str | None, seed: int | None):
+    """(the uint8 input, its prepared float32 tensor): colour noise in training (section 4.1), then the mean
+    subtracted and the scale applied (section 2). Every architecture of model.arch starts so."""
+    stats = load_colour_stats(colour_stats)
+    images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
+    x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=stream_seed(seed, "colour_noise"),
+                       name="colour_noise", dtype="float32")(images)
+    return images, Standardize(stats["mean"], input_scale, centre == "image", name="standardize", dtype="float32")(x)
+
+
 def build_alexnet(
     variant: str = "paper",
     num_classes: int = 1000,
@@ -191,11 +201,11 @@ def build_alexnet(
     """
     switches = {name: value for name, value in locals().items() if name not in BUILD_ONLY}
     check_section("model", ModelConfig, switches)
+    check_alexnet_size(image_size)
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
     spec = VARIANTS[variant]
     lrn = spec["lrn"] if lrn == "variant" else lrn
-    stats = load_colour_stats(colour_stats)
     filters = [max(1, round(f * width)) for f in spec["filters"]]
     # Grouped convolutions need even widths.
     filters = [f + f % 2 if g == 2 else f for f, g in zip(filters, spec["groups"], strict=True)]
@@ -232,10 +242,7 @@ def build_alexnet(
         # A stream of its own per layer: section 4.2 drops fc6's and fc7's units independently.
         return layers.Dropout(dropout, seed=stream_seed(seed, f"dropout/{name}"), name=name, dtype=dtype_policy)(x)
 
-    images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
-    x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=stream_seed(seed, "colour_noise"),
-                       name="colour_noise", dtype="float32")(images)
-    x = Standardize(stats["mean"], input_scale, centre == "image", name="standardize", dtype="float32")(x)
+    images, x = prepared_input(image_size, centre, input_scale, colour_noise, colour_stats, seed)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:
         x = LocalResponseNormalization(name="lrn1", dtype=dtype_policy)(x)
@@ -259,13 +266,3 @@ def build_alexnet(
     logits = dense(x, "fc8", num_classes, None)
     probs = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     return keras.Model(images, probs, name=f"alexnet_{variant}")
-
-
-def build_from_config(model_config: ModelConfig, num_classes: int, dtype_policy: str = "float32",
-                      seed: int | None = None) -> keras.Model:
-    """build_alexnet with the values of a ModelConfig of the same names (num_classes from the data set when the
-    config says 0)."""
-    switches = {f.name: getattr(model_config, f.name) for f in dataclasses.fields(model_config)
-                if f.name not in CONFIG_ONLY}
-    switches["num_classes"] = model_config.num_classes or num_classes
-    return build_alexnet(**switches, dtype_policy=dtype_policy, seed=seed)

@@ -33,6 +33,7 @@ from alexnet.files import write_json
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.projector import write_projector
+from alexnet.training.layer_stats import weighted_layers
 
 # The multi-crop row of Table 2, by the number of crops averaged (5: a run trained with data.flip=false).
 TEN_CROP_ROWS = {10: "10 crops", 5: "5 crops, no mirrors (trained without flips)"}
@@ -62,7 +63,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     size, batch = config.model.image_size, config.train.global_batch_size
     keep = max(settings.projector_images, settings.figure_images, settings.neighbour_queries)
 
-    features = keras.Model(model.input, [model.output, model.get_layer("fc7").output])
+    features = keras.Model(model.input, [model.output, feature_vectors(model)])
     centre = centre_pass(features, make_dataset(data, "val", size, batch), keep)
     # A run trained without flips never saw mirror images: its 10-crop pass is the five patches alone.
     crops = ten_crop_pass(model, encoded_examples(data, "val"), data.resize_size, size, batch, mirrors=data.flip)
@@ -88,6 +89,12 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
           f"wrote {run / rundir.EVAL_RECORD} and TensorBoard {run / rundir.EVAL_EVENTS} "
           f"(Scalars, Text, Images: eval/*; Projector: fc7)", flush=True)
     return result
+
+
+def feature_vectors(model: keras.Model):
+    """The input of the last Dense layer, the vector the classifier separates: fc7 in AlexNet (section 6.1),
+    the pooled features in ResNet, F6 in LeNet-5."""
+    return weighted_layers(model)[-1].input
 
 
 def centre_pass(features: keras.Model, dataset: tf.data.Dataset, keep: int) -> dict:

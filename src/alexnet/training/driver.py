@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
+from alexnet.architectures import build_from_config
 from alexnet.config import Config
 from alexnet.data.pipeline import dataset_info, make_dataset
 from alexnet.data.service import through_service
@@ -31,7 +32,6 @@ from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
 from alexnet.files import read_json, write_json
 from alexnet.metrics import compiled_metrics, training_loss, validation_errors
-from alexnet.model import build_from_config
 from alexnet.optim import PaperSGD
 from alexnet.rundir import RunDir
 from alexnet.training.checkpoints import Backup, KeepBest

@@ -2,7 +2,8 @@
 
 Every `tensorboard.layer_stats_steps` steps the training reporter sends a fixed probe batch of training
 images through the model (inference mode, so dropout and colour noise do not blur the figures) and
-writes, for every weighted layer (conv1..conv5, fc6..fc8), these scalars under `layers/<name>/`:
+writes, for every weighted layer (AlexNet's conv1..conv5, fc6..fc8; every convolution and Dense layer of
+the other architectures), these scalars under `layers/<name>/`:
 
 - activation_rms: the root mean square of the layer's output (after its ReLU);
 - image_spread: how much the images differ at this layer, the standard deviation across the probe images
@@ -19,18 +20,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet.config import WEIGHTED_LAYERS
+
+def weighted_layers(model: keras.Model) -> list:
+    """The layers with a kernel (convolutions and Dense layers), in the model's order."""
+    return [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
 
 
 class LayerProbe:
     """Computes the statistics of the module doc for model's weighted layers on one batch."""
 
     def __init__(self, model: keras.Model):
-        present = {layer.name for layer in model.layers}
-        self.names = [n for n in WEIGHTED_LAYERS if n in present]
-        outputs = [model.get_layer(n).output for n in self.names]
-        self.model = keras.Model(model.inputs, [*outputs, model.output])  # shares model's layers and weights
-        self.kernels = [model.get_layer(n).kernel for n in self.names]
+        layers = weighted_layers(model)
+        self.names = [layer.name for layer in layers]
+        # Shares model's layers and weights.
+        self.model = keras.Model(model.inputs, [*(layer.output for layer in layers), model.output])
+        self.kernels = [layer.kernel for layer in layers]
         self.loss = keras.losses.get(model.loss)  # the compiled training loss (label smoothing included)
 
     def __call__(self, images, labels) -> dict:

@@ -25,7 +25,7 @@ from alexnet import rundir
 from alexnet.config import config_yaml, to_dict
 from alexnet.metrics import errors, validation_errors
 from alexnet.seeds import stream_seed
-from alexnet.training.layer_stats import LayerProbe
+from alexnet.training.layer_stats import LayerProbe, weighted_layers
 
 
 def last_logged_steps(log_dir: Path) -> dict:
@@ -131,6 +131,11 @@ def conv1_filter_grid(kernel: np.ndarray) -> np.ndarray:
     columns = max(1, int(np.ceil(np.sqrt(len(filters) * 1.5))))
     grid = tile((filters - low) / np.maximum(high - low, 1e-12), columns)
     return grid.repeat(FILTER_ZOOM, axis=1).repeat(FILTER_ZOOM, axis=2)  # 11x11 filters are too small to see
+
+
+def first_convolution(model: keras.Model):
+    """The layer that sees the RGB pixels: AlexNet's conv1, LeNet-5's c1, ResNet's conv1."""
+    return next(layer for layer in weighted_layers(model) if len(layer.kernel.shape) == 4)
 
 
 def flat_hparams(config_dict: dict) -> dict:
@@ -273,7 +278,7 @@ class TrainingReporter(keras.callbacks.Callback):
                     seen = self.colour_noise(self.sample[0], training=True)
                     seen = np.clip(keras.ops.convert_to_numpy(seen), 0, 255) / 255.0
                     tf.summary.image("inputs/augmented", tile(seen, columns=8), step=step)
-                kernel = keras.ops.convert_to_numpy(self.model.get_layer("conv1").kernel)
+                kernel = keras.ops.convert_to_numpy(first_convolution(self.model).kernel)
                 tf.summary.image("filters/conv1", conv1_filter_grid(kernel), step=step)
             if config.histograms:
                 for weight in self.model.weights:
