@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install train lr-find claims data-service test test-fast lint summary data digits prepare eval predict export report tensorboard bench bench-gpu
+.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ lr-find: $(VENV)/.installed data ## learning-rate range test on CONFIG's data: l
 
 claims: $(VENV)/.installed ## the paper's claims re-run (CONFIG defaults to configs/claims.yaml): logs/claims/report.md
 	$(PY) -m alexnet claims $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG),--config configs/claims.yaml) $(ARGS)
+
+compare: $(VENV)/.installed ## AlexNet beside LeNet-5 and ResNet (CONFIG defaults to configs/compare.yaml): logs/compare/report.md
+	$(PY) -m alexnet compare $(if $(filter command line,$(origin CONFIG)),--config $(CONFIG),--config configs/compare.yaml) $(ARGS)
 
 data-service: $(VENV)/.installed ## a tf.data service dispatcher on SERVICE_PORT and WORKERS workers here (train with ARGS="data.service=grpc://localhost:5050")
 	$(PY) -m alexnet data-service --port $(SERVICE_PORT) --workers $(WORKERS)

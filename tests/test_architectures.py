@@ -100,3 +100,27 @@ def _train_tags(run) -> set:
     from helpers import scalars
 
     return set(scalars(run / rundir.TRAIN_EVENTS))
+
+
+@pytest.mark.slow
+def test_a_tiny_comparison_trains_each_network_in_its_own_process_and_reports(small_data, tmp_path, monkeypatch):
+    from alexnet.studies import compare
+
+    monkeypatch.setattr(compare, "COMPARED", {"resnet18": ("model.arch=resnet18",), "plain18": ("model.arch=plain18",)})
+    overrides = [f"data.dir={small_data}", "model.image_size=35", "data.resize_size=40", "train.epochs=2",
+                 "train.global_batch_size=8", "train.steps_per_epoch=2", "tensorboard.layer_stats_steps=2",
+                 "compare.seeds=1", "compare.target_accuracy=0.05"]
+    record = compare.run_study("configs/compare.yaml", overrides, tmp_path)
+    study = tmp_path / "compare"
+    resnet, plain = (record["architectures"][a] for a in ("resnet18", "plain18"))
+    assert resnet["parameters"] - plain["parameters"] == 64 * 128 + 128 * 256 + 256 * 512 + 4 * (128 + 256 + 512)
+    assert resnet["multiply_adds"] > plain["multiply_adds"] > 0 and resnet["inference_images_per_second"] > 0
+    assert resnet["runs"][0]["peak_memory_gb"] > 0.1 and resnet["runs"][0]["seconds_to_target"] is not None
+    norms = record["gradient_norms"]
+    assert len(norms["resnet18"]["start"]) == 21 and len(norms["plain18"]["after epoch 1"]) == 18
+    report = (study / compare.REPORT).read_text()
+    assert "| resnet18 | 35x35 | " in report and f"]({compare.GRADIENTS})" in report
+    assert (study / compare.GRADIENTS).read_bytes()[:4] == b"\x89PNG"
+    # Resumed: nothing is trained again.
+    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: pytest.fail("trained again"))
+    compare.run_study("configs/compare.yaml", overrides, tmp_path)

@@ -14,7 +14,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 def test_shipped_configs_load_and_start_with_their_command():
     names = {p.name for p in CONFIGS}
     assert {"demo.yaml", "imagenet2012.yaml", "imagenette.yaml", "folder.yaml", "claims.yaml"} <= names
-    commands = {"demo.yaml": "# make train\n", "claims.yaml": "# make claims\n"}
+    commands = {"demo.yaml": "# make train\n", "claims.yaml": "# make claims\n", "compare.yaml": "# make compare\n"}
     for path in CONFIGS:
         load_config(path, check_files=False)  # folder.yaml may name a run that is not trained here
         assert path.read_text().startswith(commands.get(path.name, f"# make train CONFIG=configs/{path.name}"))

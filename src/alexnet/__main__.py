@@ -4,7 +4,8 @@ Only parses arguments, calls the function that does the work, and turns its erro
 stderr and an exit status (the table in alexnet/errors.py). The Makefile calls it; a job controller that
 must see those exit statuses runs it directly (make turns every failure into 2).
 
-    train, lr-find, claims, summary, data, digits, prepare, bench   --config FILE [--run NAME] [key=value ...]
+    train, lr-find, claims, compare, summary, data, digits, prepare, bench
+                                                                     --config FILE [--run NAME] [key=value ...]
     eval                                                             --run NAME [key=value ...]  (other data)
     export, report                                                   --run NAME
     predict                                                          --run NAME IMAGE [IMAGE ...]
@@ -27,13 +28,14 @@ CONFIG_COMMANDS = {
     "train": "train --config into logs/RUN/, resuming from its backup; export the best model",
     "lr-find": "learning-rate range test on the config's data",
     "claims": "the paper's claims re-run as an ablation study into logs/claims/",
+    "compare": "AlexNet beside LeNet-5, ResNet-18, plain-18 and ResNet-50 into logs/compare/",
     "summary": "the Keras summary of the config's model",
     "data": "generate the offline demo data set",
     "digits": "write the real-image check set (scanned digits as photos)",
     "prepare": "write the config's data as sharded TFRecords",
     "bench": "training-step and input-pipeline throughput; logs/bench.json",
 }
-FILE_READERS = ("train", "lr-find", "claims")  # the commands whose runs read the config's files
+FILE_READERS = ("train", "lr-find", "claims", "compare")  # the commands whose runs read the config's files
 # TensorFlow's start-up lines, written to stderr before its logging is set up, so TF_CPP_MIN_LOG_LEVEL
 # cannot silence them: the glog-style prefix (I/W/E + date) and two lines that carry none.
 NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} ")
@@ -151,6 +153,10 @@ def run_command(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.overrides, check_files=args.command in FILE_READERS)
     if args.command == "claims":
         from alexnet.studies.claims import run_study
+
+        run_study(args.config, args.overrides, args.logs)
+    elif args.command == "compare":
+        from alexnet.studies.compare import run_study
 
         run_study(args.config, args.overrides, args.logs)
     elif args.command == "summary":

@@ -225,6 +225,15 @@ class ClaimsConfig:
 
 
 @dataclass
+class CompareConfig:
+    """`make compare`: AlexNet beside LeNet-5 and ResNet (alexnet/studies/compare.py)."""
+
+    seeds: int = field(default=2, metadata=_range(1))
+    # The report gives each network's time (training and validation seconds) to this validation accuracy.
+    target_accuracy: float = field(default=0.8, metadata=_range(0.0, 1.0, low_open=True))
+
+
+@dataclass
 class LRFindConfig:
     """`make lr-find`: the learning-rate range test (alexnet/studies/lr_find.py)."""
 
@@ -245,6 +254,7 @@ class Config:
     tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     claims: ClaimsConfig = field(default_factory=ClaimsConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
 
 

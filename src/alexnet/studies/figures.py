@@ -213,3 +213,17 @@ def table_figure(header: list[str], rows: list[list], title: str) -> bytes:
         cell.set_text_props(ha="left" if column == 0 else "right", weight="bold" if row == 0 else "normal")
     axes.set_title(title, fontsize=10)
     return to_png(figure)
+
+
+def gradient_norms(curves: dict[str, dict[str, float]], title: str) -> bytes:
+    """Each curve's gradient norm of every layer against the layer's depth (log axis)."""
+    figure, axes = subplots(figsize=(8, 4.5), dpi=100)
+    for index, (label, norms) in enumerate(curves.items()):
+        axes.plot(range(1, len(norms) + 1), list(norms.values()), "-" if "start" in label else "--", marker=".",
+                  color=f"C{index // 2}", label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("layer, from the input (convolutions and fc)")
+    axes.set_ylabel("gradient norm of the kernel")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8)
+    return to_png(figure)

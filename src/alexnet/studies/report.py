@@ -10,8 +10,8 @@ Nothing is recomputed; the curves are drawn with matplotlib.
 Each section is a small function returning its HTML (escaped with html.escape): the page has no loops or
 conditions a template would make clearer, so it needs no template engine.
 
-A run without final_metrics.json is reported as unfinished; logs/claims (claims.json beside report.md)
-gives the study's page: its report, with its pictures, in the same style.
+A run without final_metrics.json is reported as unfinished; a study (logs/claims, logs/compare: claims.json
+or compare.json beside report.md) gives the study's page: its report, with its pictures, in the same style.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import html
 import io
 from pathlib import Path
 
-import tensorflow as tf
 import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -31,12 +30,13 @@ from alexnet import rundir
 from alexnet.errors import DataError
 from alexnet.files import read_json, write_text
 from alexnet.rundir import RunDir
-from alexnet.studies import figures
-from alexnet.studies.claims import RECORD as STUDY_RECORD  # with report.md, what makes a directory the study's
-from alexnet.studies.claims import REPORT as STUDY_REPORT
+from alexnet.studies import claims, compare, figures
 from alexnet.studies.evaluate import PUBLISHED, TEN_CROP_ROWS
+from alexnet.studies.events import event_data, last_png, scalar_series, texts
 
 REPORT = "report.html"
+STUDY_RECORDS = (claims.RECORD, compare.RECORD)  # beside report.md, what makes a directory a study's
+STUDY_REPORT = claims.REPORT
 PICTURE_LIMIT = 250_000  # bytes of a picture written with --pictures (the README's stay small)
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -65,8 +65,9 @@ def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) ->
     run, pictures = RunDir(run_dir), Pictures()
     if not run.path.is_dir():
         raise DataError(f"{run.path} does not exist: make report RUN=name reports logs/name/ (a run, or claims)")
-    if (run / STUDY_RECORD).exists() and (run / STUDY_REPORT).exists():
-        title, body = f"{run.name}: the paper's claims, re-run", study_body(run, pictures)
+    record = next((run / name for name in STUDY_RECORDS if (run / name).exists()), None)
+    if record and (run / STUDY_REPORT).exists():
+        title, body = f"{run.name}: a study", study_body(run, record, pictures)
     else:
         title, body = f"{run.name}: an AlexNet run", run_body(run, pictures)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
@@ -98,37 +99,6 @@ def small_png(png: bytes, limit: int = PICTURE_LIMIT) -> bytes:
 
 
 # ----- reading what the run wrote -----
-
-
-def event_data(directory: Path) -> EventAccumulator | None:
-    """TensorBoard's reader over the event files directly in directory, every event kept (None: no directory)."""
-    if not directory.is_dir():
-        return None
-    accumulator = EventAccumulator(str(directory), size_guidance={"tensors": 0, "images": 0})
-    accumulator.Reload()
-    return accumulator
-
-
-def scalar_series(data: EventAccumulator | None) -> dict[str, list[tuple[int, float]]]:
-    """{tag: [(step, value)]} of the scalar summaries (written as tensors by tf.summary.scalar)."""
-    if data is None:
-        return {}
-    tags = [t for t in data.Tags()["tensors"] if data.SummaryMetadata(t).plugin_data.plugin_name == "scalars"]
-    return {t: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in data.Tensors(t)] for t in tags}
-
-
-def last_png(data: EventAccumulator | None, tag: str) -> bytes | None:
-    """The PNG of an image summary's last event (tf.summary.image stores [width, height, png, ...])."""
-    if data is None or tag not in data.Tags()["tensors"]:
-        return None
-    return tf.make_ndarray(data.Tensors(tag)[-1].tensor_proto)[2]
-
-
-def texts(data: EventAccumulator | None, tag: str) -> list[str]:
-    """Every text summary written under tag."""
-    if data is None or tag not in data.Tags()["tensors"]:
-        return []
-    return [e.tensor_proto.string_val[0].decode() for e in data.Tensors(tag)]
 
 
 def epoch_table(train: dict, validation: dict) -> list[dict]:
@@ -314,7 +284,7 @@ def layers_section(train_scalars: dict, pictures: Pictures) -> str:
 # ----- the claims study's page -----
 
 
-def study_body(run: RunDir, pictures: Pictures) -> str:
+def study_body(run: RunDir, record_path: Path, pictures: Pictures) -> str:
     """The study's report.md as HTML, its pictures embedded."""
     import markdown  # TensorBoard's own dependency, for its text dashboard
 
@@ -324,5 +294,5 @@ def study_body(run: RunDir, pictures: Pictures) -> str:
         pictures[path.stem] = path.read_bytes()
         rendered = rendered.replace(f'src="{path.name}"', f'src="data:image/png;base64,'
                                                            f'{base64.b64encode(path.read_bytes()).decode()}"')
-    record = read_json(run / STUDY_RECORD)
+    record = read_json(record_path)
     return section("study", f"{record['seeds']} paired seeds per arm", rendered)

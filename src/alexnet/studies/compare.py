@@ -1,0 +1,177 @@
+"""`make compare`: the contrasts AlexNet is known by, measured on the same data, pipeline, schedule and report.
+
+Every architecture of COMPARED (LeNet-5 before AlexNet, ResNet-18, plain-18 and ResNet-50 after it;
+alexnet/architectures.py) trains with configs/compare.yaml's data and budget, paired seeds (the same seed
+gives the same data order), each run a `python -m alexnet train` process of its own (so its peak memory is
+its own) into logs/compare/<arch>-seed<k>/, so TensorBoard overlays their curves. A finished run is kept:
+an interrupted study resumes run by run.
+
+The report (logs/compare/report.md, compare.json, in TensorBoard under logs/compare/report/) gives per
+architecture: parameters, multiply-adds per image, training images/s (the steps of the run) and inference
+images/s (the best model on a fixed batch, here), peak memory, validation top-1/top-5 error (median over
+seeds, every seed's too) and the time to a stated validation accuracy; and the skip connections' contrast:
+every layer's gradient norm at the start and after the first epoch (the runs' layer statistics), ResNet-18
+against plain-18, as a figure (gradients.png).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet import rundir
+from alexnet.architectures import build_from_config, multiply_adds
+from alexnet.config import load_config
+from alexnet.data.demo import ensure_demo_data
+from alexnet.errors import AlexNetError
+from alexnet.export import load_best_model
+from alexnet.files import read_json, write_json, write_text
+from alexnet.rundir import RunDir
+from alexnet.studies import figures
+from alexnet.studies.events import event_data, scalar_series
+from alexnet.training.reporting import read_history
+
+REPORT, RECORD, GRADIENTS, REPORT_EVENTS = "report.md", "compare.json", "gradients.png", "report"
+# What each architecture changes in configs/compare.yaml (which is AlexNet's): LeNet-5 takes 32x32 inputs.
+COMPARED = {
+    "lenet5": ("model.arch=lenet5", "model.image_size=32", "data.resize_size=36"),
+    "alexnet": ("model.init=he_normal", "model.zero_fc8=true"),  # the demo's start (README, "Every run learns")
+    "resnet18": ("model.arch=resnet18",),
+    "plain18": ("model.arch=plain18",),
+    "resnet50": ("model.arch=resnet50",),
+}
+INFERENCE_BATCH, INFERENCE_REPS = 32, 5
+
+
+def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> dict:
+    """Trains every architecture x seed not finished yet, then writes the report; returns compare.json's content."""
+    study = Path(logs_dir) / "compare"
+    config = load_config(config_path, overrides)
+    ensure_demo_data(config.data)
+    plan = [(arch, seed) for arch in COMPARED for seed in range(config.compare.seeds)]
+    start = time.perf_counter()
+    for done, (arch, seed) in enumerate(plan, start=1):
+        run = RunDir(study / f"{arch}-seed{seed}")
+        if run.finished:
+            print(f"compare: {run.name} finished earlier, kept ({done}/{len(plan)})", flush=True)
+            continue
+        print(f"compare: training {run.name} ({done}/{len(plan)}, {time.perf_counter() - start:.0f} s so far)",
+              flush=True)
+        command = [sys.executable, "-m", "alexnet", "train", "--config", config_path, "--logs", str(study),
+                   "--run", run.name, *overrides, *COMPARED[arch], f"train.seed={config.train.seed + seed}"]
+        result = subprocess.run(command)
+        if result.returncode:
+            raise AlexNetError(f"compare: {run.name} failed with exit status {result.returncode}; run make compare "
+                               f"again to resume")
+    record = write_report(study, config, config_path, overrides)
+    print(f"compare: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); report "
+          f"{study / REPORT}", flush=True)
+    return record
+
+
+def inference_rate(model: keras.Model) -> float:
+    """Images/s of the model on a fixed uint8 batch (median of INFERENCE_REPS after a warm-up call)."""
+    size = model.input.shape[1]
+    batch = np.random.default_rng(0).integers(0, 256, (INFERENCE_BATCH, size, size, 3), dtype=np.uint8)
+    predict = tf.function(lambda x: model(x, training=False))
+    predict(batch)
+    seconds = []
+    for _ in range(INFERENCE_REPS):
+        start = time.perf_counter()
+        predict(batch).numpy()
+        seconds.append(time.perf_counter() - start)
+    return INFERENCE_BATCH / float(np.median(seconds))
+
+
+def run_figures(run_dir: Path, target_error: float) -> dict:
+    """One finished run's figures: errors, training images/s, peak memory, seconds to the target error."""
+    final, history = read_json(run_dir / rundir.FINAL_METRICS), read_history(run_dir)
+    elapsed = np.cumsum([row["train_seconds"] + row["validation_seconds"] for row in history])
+    reached = [t for t, row in zip(elapsed, history, strict=True) if row["val_top1_error"] <= target_error]
+    train_rate = sum(row["images_per_second"] * row["train_seconds"] for row in history) / sum(
+        row["train_seconds"] for row in history)
+    return {"val_top1_error": history[-1]["val_top1_error"], "val_top5_error": history[-1]["val_top5_error"],
+            "best_val_top1_error": final["val_top1_error"], "train_images_per_second": train_rate,
+            "peak_memory_gb": final["peak_memory_gb"], "seconds_to_target": float(reached[0]) if reached else None,
+            "epochs": len(history)}
+
+
+def gradient_norms(run_dir: Path) -> dict[str, dict[str, float]]:
+    """{"start" / "after epoch 1": {layer: gradient norm}} from the run's layer statistics (steps 0 and the
+    first epoch's end)."""
+    series = scalar_series(event_data(run_dir / rundir.TRAIN_EVENTS))
+    steps = sorted({step for tag, values in series.items() if tag.endswith("/gradient_norm") for step, _ in values})
+    history = read_history(run_dir)
+    after = min((s for s in steps if s >= history[0]["step"]), default=steps[-1])
+    return {label: {tag.split("/")[1]: dict(values)[step] for tag, values in series.items()
+                    if tag.endswith("/gradient_norm") and step in dict(values)}
+            for label, step in (("start", steps[0]), ("after epoch 1", after))}
+
+
+def write_report(study: Path, config, config_path: str, overrides: list[str]) -> dict:
+    """compare.json, report.md and the gradients figure from the finished runs under study."""
+    seeds = config.compare.seeds
+    target = 1 - config.compare.target_accuracy  # the validation error the time is measured to
+    rows = {}
+    for arch, changes in COMPARED.items():
+        arch_config = load_config(config_path, [*overrides, *changes], check_files=False)
+        classes = len(RunDir(study / f"{arch}-seed0").class_names())
+        model = build_from_config(arch_config.model, num_classes=classes)
+        runs = [run_figures(study / f"{arch}-seed{seed}", target) for seed in range(seeds)]
+        keras.backend.clear_session()
+        rows[arch] = {"parameters": model.count_params(), "multiply_adds": multiply_adds(model),
+                      "image_size": arch_config.model.image_size,
+                      "inference_images_per_second": inference_rate(load_best_model(RunDir(study / f"{arch}-seed0"))),
+                      "runs": runs, **{k: float(np.median([r[k] for r in runs])) for k in
+                                       ("val_top1_error", "val_top5_error", "train_images_per_second",
+                                        "peak_memory_gb")}}
+        keras.backend.clear_session()
+    gradients = {arch: gradient_norms(study / f"{arch}-seed0") for arch in ("resnet18", "plain18")}
+    record = {"config": config_path, "overrides": overrides, "seeds": seeds, "target_val_error": target,
+              "architectures": rows, "gradient_norms": gradients}
+    write_json(study / RECORD, record)
+    png = figures.gradient_norms({f"{arch}, {when}": norms for arch, by_time in gradients.items()
+                                  for when, norms in by_time.items()},
+                                 "gradient norm of every layer: ResNet-18 against plain-18 (no shortcuts)")
+    (study / GRADIENTS).write_bytes(png)
+    write_text(study / REPORT, report_markdown(record))
+    writer = tf.summary.create_file_writer(str(study / REPORT_EVENTS))
+    with writer.as_default(step=0):
+        tf.summary.text("compare/report", (study / REPORT).read_text())
+        figures.tensorboard_image("compare/gradients", png)
+    writer.close()
+    return record
+
+
+def report_markdown(record: dict) -> str:
+    """The comparison's table, every seed, and the gradients figure."""
+    command = f"make compare CONFIG={record['config']}" + (
+        f' ARGS="{" ".join(record["overrides"])}"' if record["overrides"] else "")
+    target = record["target_val_error"]
+    lines = ["# AlexNet compared with LeNet-5 and ResNet", "",
+             f"Command: `{command}`; {record['seeds']} paired seeds per network; medians over the seeds; images/s "
+             f"and memory on this machine. Time to {1 - target:.0%} validation accuracy: training and validation "
+             f"seconds until the first epoch that reached it.", "",
+             "| network | input | parameters | multiply-adds / image | train img/s | inference img/s | peak memory "
+             f"| val top-1 error | val top-5 error | time to {1 - target:.0%} accuracy |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for arch, r in record["architectures"].items():
+        times = [run["seconds_to_target"] for run in r["runs"]]
+        reached = [t for t in times if t is not None]
+        some = "" if len(reached) == len(times) else f" ({len(reached)} of {len(times)} seeds)"
+        to_target = f"{np.median(reached):.0f} s{some}" if reached else "not reached"
+        lines.append(f"| {arch} | {r['image_size']}x{r['image_size']} | {r['parameters']:,} | "
+                     f"{r['multiply_adds'] / 1e6:,.1f} M | {r['train_images_per_second']:.0f} | "
+                     f"{r['inference_images_per_second']:.0f} | {r['peak_memory_gb']:.1f} GB | "
+                     f"{r['val_top1_error']:.1%} | {r['val_top5_error']:.1%} | {to_target} |")
+    lines += ["", "Every seed's final validation top-1 error:", ""]
+    for arch, r in record["architectures"].items():
+        lines.append(f"- {arch}: " + ", ".join(f"{run['val_top1_error']:.1%}" for run in r["runs"]))
+    lines += ["", f"![gradient norms, ResNet-18 and plain-18]({GRADIENTS})", ""]
+    return "\n".join(lines)
