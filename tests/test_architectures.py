@@ -108,7 +108,7 @@ def test_a_tiny_comparison_trains_each_network_in_its_own_process_and_reports(sm
 
     monkeypatch.setattr(compare, "COMPARED", {"resnet18": ("model.arch=resnet18",), "plain18": ("model.arch=plain18",)})
     overrides = [f"data.dir={small_data}", "model.image_size=35", "data.resize_size=40", "train.epochs=2",
-                 "train.global_batch_size=8", "train.steps_per_epoch=2", "tensorboard.layer_stats_steps=2",
+                 "train.global_batch_size=8", "train.steps_per_epoch=1", "tensorboard.layer_stats_steps=1",
                  "compare.seeds=1", "compare.target_accuracy=0.05"]
     record = compare.run_study("configs/compare.yaml", overrides, tmp_path)
     study = tmp_path / "compare"
