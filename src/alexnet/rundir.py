@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from alexnet.config import Config, config_yaml, load_config
@@ -132,3 +134,17 @@ class RunDir:
             raise DataError(
                 f"{data_description} has {len(data_class_names)} classes that do not match the "
                 f"{len(own)} in {self.path / CLASSES} ({detail}); evaluate on data with the run's classes")
+
+
+def unfinished_runs(study: Path, plan: list[tuple[str, int]], label: str) -> Iterator[tuple[RunDir, str, int]]:
+    """(run, name, seed) for each (name, seed) of a study's plan whose run study/<name>-seed<seed> has not
+    finished, printing one progress line per planned run (kept or to train) under label."""
+    start = time.perf_counter()
+    for done, (name, seed) in enumerate(plan, start=1):
+        run = RunDir(study / f"{name}-seed{seed}")
+        if run.finished:
+            print(f"{label}: {run.name} finished earlier, kept ({done}/{len(plan)})", flush=True)
+            continue
+        print(f"{label}: training {run.name} ({done}/{len(plan)}, {time.perf_counter() - start:.0f} s so far)",
+              flush=True)
+        yield run, name, seed

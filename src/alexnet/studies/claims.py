@@ -27,7 +27,7 @@ from alexnet.config import Config, load_config
 from alexnet.data.demo import ensure_demo_data
 from alexnet.errors import ConfigError
 from alexnet.files import read_json, write_json, write_text
-from alexnet.rundir import RunDir
+from alexnet.rundir import RunDir, unfinished_runs
 from alexnet.studies import figures
 from alexnet.studies.paired import ALPHA, paired_comparison
 from alexnet.training.reporting import read_history
@@ -92,13 +92,7 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
     ensure_demo_data(config.data)  # the default study runs on the offline demo set; other sources: nothing
     plan = [(arm, seed) for arm in arms(config.claims.arms) for seed in range(config.claims.seeds)]
     start = time.perf_counter()
-    for done, (arm, seed) in enumerate(plan):
-        run = RunDir(study / f"{arm}-seed{seed}")
-        if run.finished:
-            print(f"claims: {run.name} finished earlier, kept ({done + 1}/{len(plan)})", flush=True)
-            continue
-        print(f"claims: training {run.name} ({done + 1}/{len(plan)}, {time.perf_counter() - start:.0f} s so far)",
-              flush=True)
+    for run, arm, seed in unfinished_runs(study, plan, "claims"):
         keras.backend.clear_session()
         arm_overrides = [*overrides, *arms(config.claims.arms)[arm], f"train.seed={config.train.seed + seed}"]
         train_and_evaluate(load_config(config_path, arm_overrides), run.path)

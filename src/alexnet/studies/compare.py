@@ -32,7 +32,7 @@ from alexnet.data.demo import ensure_demo_data
 from alexnet.errors import AlexNetError
 from alexnet.export import load_best_model
 from alexnet.files import read_json, write_json, write_text
-from alexnet.rundir import RunDir
+from alexnet.rundir import RunDir, unfinished_runs
 from alexnet.studies import figures
 from alexnet.studies.events import event_data, scalar_series
 from alexnet.training.reporting import read_history
@@ -56,13 +56,7 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
     ensure_demo_data(config.data)
     plan = [(arch, seed) for arch in COMPARED for seed in range(config.compare.seeds)]
     start = time.perf_counter()
-    for done, (arch, seed) in enumerate(plan, start=1):
-        run = RunDir(study / f"{arch}-seed{seed}")
-        if run.finished:
-            print(f"compare: {run.name} finished earlier, kept ({done}/{len(plan)})", flush=True)
-            continue
-        print(f"compare: training {run.name} ({done}/{len(plan)}, {time.perf_counter() - start:.0f} s so far)",
-              flush=True)
+    for run, arch, seed in unfinished_runs(study, plan, "compare"):
         command = [sys.executable, "-m", "alexnet", "train", "--config", config_path, "--logs", str(study),
                    "--run", run.name, *overrides, *COMPARED[arch], f"train.seed={config.train.seed + seed}"]
         result = subprocess.run(command)
