@@ -1,6 +1,7 @@
 """`make report`: one self-contained page, read as a reader would: sections, pictures, numbers, no links out."""
 
 import base64
+import html
 import json
 import re
 import shutil
@@ -21,7 +22,7 @@ class Page(HTMLParser):
 
     def __init__(self, text: str):
         super().__init__()
-        self.ids, self.links, self.images, self.tables = [], [], [], []
+        self.text, self.ids, self.links, self.images, self.tables = text, [], [], [], []
         self._cells = None
         self.feed(text)
 
@@ -119,5 +120,6 @@ def test_the_studys_page_is_its_report_with_its_pictures_inside(tmp_path):
     (study / "figure1.png").write_bytes(tf.io.encode_png(tf.zeros((80, 120, 3), tf.uint8)).numpy())
     page = Page(report.write_report(study).read_text())
     assert "study" in page.ids and ["LRN helps", "holds"] in page.tables[0]
+    assert "<h2>The paper's claims, re-run</h2>" in html.unescape(page.text)  # the report's title heads it
     assert_self_contained(page)
     assert len(page.images) == 1

@@ -65,11 +65,10 @@ def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) ->
     run, pictures = RunDir(run_dir), Pictures()
     if not run.path.is_dir():
         raise DataError(f"{run.path} does not exist: make report RUN=name reports logs/name/ (a run, or claims)")
-    record = next((run / name for name in STUDY_RECORDS if (run / name).exists()), None)
-    if record and (run / STUDY_REPORT).exists():
-        title, body = f"{run.name}: a study", study_body(run, record, pictures)
+    if any((run / name).exists() for name in STUDY_RECORDS) and (run / STUDY_REPORT).exists():
+        title, body = f"{run.name}: a study", study_body(run, pictures)
     else:
-        title, body = f"{run.name}: an AlexNet run", run_body(run, pictures)
+        title, body = f"{run.name}: a training run", run_body(run, pictures)
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n"
             f"<p><small>Written by <code>make report</code> on "
@@ -284,15 +283,14 @@ def layers_section(train_scalars: dict, pictures: Pictures) -> str:
 # ----- the claims study's page -----
 
 
-def study_body(run: RunDir, record_path: Path, pictures: Pictures) -> str:
-    """The study's report.md as HTML, its pictures embedded."""
+def study_body(run: RunDir, pictures: Pictures) -> str:
+    """The study's report.md as HTML, its pictures embedded; its first heading titles the section."""
     import markdown  # TensorBoard's own dependency, for its text dashboard
 
-    text = (run / STUDY_REPORT).read_text()
+    heading, _, text = (run / STUDY_REPORT).read_text().partition("\n")
     rendered = markdown.markdown(text, extensions=["tables"])
     for path in sorted(run.path.glob("*.png")):
         pictures[path.stem] = path.read_bytes()
         rendered = rendered.replace(f'src="{path.name}"', f'src="data:image/png;base64,'
                                                            f'{base64.b64encode(path.read_bytes()).decode()}"')
-    record = read_json(record_path)
-    return section("study", f"{record['seeds']} paired seeds per arm", rendered)
+    return section("study", heading.lstrip("# "), rendered.replace("<h2>", "<h3>").replace("</h2>", "</h3>"))
