@@ -1,5 +1,7 @@
 """TensorBoard reporting: weight histograms counted without TensorBoard's one-hot blow-up, the same view."""
 
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -49,3 +51,12 @@ def test_a_large_kernels_histogram_needs_a_few_chunks_of_memory_not_a_one_hot_ma
     assert buckets[:, 2].sum() == weights.size
     # A one-hot float64 matrix would take 4M x 30 x 8 = 960 MB; one chunk of float64 and its indices 16 MB.
     assert peak < 40e6, peak
+
+
+def test_a_process_started_by_a_large_one_reports_its_own_peak_memory():
+    held = np.ones(400_000_000 // 8)  # 400 MB, touched, held by this process while it starts another
+    code = "from alexnet.training.reporting import peak_memory_gb; print(peak_memory_gb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    parent = reporting.peak_memory_gb()
+    assert held.sum() > 0 and 0.01 < child < parent - 0.3, (child, parent)
+    print(child, parent)  # getrusage gave the child >= parent

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -85,8 +86,18 @@ def write_histogram(tag: str, values, step: int) -> None:
 
 
 def peak_memory_gb() -> float:
-    """This process's peak resident memory so far, in GB (getrusage's ru_maxrss, which Linux gives in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    """This process's peak resident memory so far, in GB.
+
+    On Linux the VmHWM line of /proc/self/status: getrusage's ru_maxrss there starts a new program at the
+    peak of the process that started it (a run that make compare or make bench starts would report their
+    peak, not its own). Elsewhere ru_maxrss (bytes on macOS, KiB on the other systems).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024 / 1e9
+    except (OSError, StopIteration):
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return maxrss / 1e9 if sys.platform == "darwin" else maxrss * 1024 / 1e9
 
 
 def append_history(path: Path, row: dict) -> None:
