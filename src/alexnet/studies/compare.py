@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
-from alexnet.architectures import build_from_config, multiply_adds
+from alexnet.architectures import multiply_adds
 from alexnet.config import load_config
 from alexnet.data.demo import ensure_demo_data
 from alexnet.errors import AlexNetError
@@ -113,15 +113,12 @@ def write_report(study: Path, config, config_path: str, overrides: list[str]) ->
     seeds = config.compare.seeds
     target = 1 - config.compare.target_accuracy  # the validation error the time is measured to
     rows = {}
-    for arch, changes in COMPARED.items():
-        arch_config = load_config(config_path, [*overrides, *changes], check_files=False)
-        classes = len(RunDir(study / f"{arch}-seed0").class_names())
-        model = build_from_config(arch_config.model, num_classes=classes)
+    for arch in COMPARED:
         runs = [run_figures(study / f"{arch}-seed{seed}", target) for seed in range(seeds)]
         keras.backend.clear_session()
+        model = load_best_model(RunDir(study / f"{arch}-seed0"))  # the network as trained: its size and speed
         rows[arch] = {"parameters": model.count_params(), "multiply_adds": multiply_adds(model),
-                      "image_size": arch_config.model.image_size,
-                      "inference_images_per_second": inference_rate(load_best_model(RunDir(study / f"{arch}-seed0"))),
+                      "image_size": model.input.shape[1], "inference_images_per_second": inference_rate(model),
                       "runs": runs, **{k: float(np.median([r[k] for r in runs])) for k in
                                        ("val_top1_error", "val_top5_error", "train_images_per_second",
                                         "peak_memory_gb")}}
