@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import keras
 from keras import layers
@@ -41,10 +42,7 @@ def build_from_config(model_config: ModelConfig, num_classes: int, dtype_policy:
     if model_config.arch == "alexnet":
         return build_alexnet(**values, dtype_policy=dtype_policy, seed=seed)
     taken = {k: v for k, v in values.items() if k in ARCH_KEYS[model_config.arch]}
-    builder = {"lenet5": build_lenet5, "resnet18": build_resnet18, "plain18": build_resnet18,
-               "resnet50": build_resnet50}[model_config.arch]
-    extra = {"shortcuts": model_config.arch == "resnet18"} if model_config.arch in ("resnet18", "plain18") else {}
-    return builder(**taken, **extra, dtype_policy=dtype_policy, seed=seed)
+    return BUILDERS[model_config.arch](**taken, dtype_policy=dtype_policy, seed=seed)
 
 
 def classifier(x, num_classes: int, seed: int | None, name: str, dtype_policy: str):
@@ -134,6 +132,10 @@ def build_resnet50(num_classes: int = 1000, image_size: int = 224, centre: str =
     backbone = keras.applications.ResNet50(weights=None, include_top=False, pooling="avg", input_tensor=x)
     features = backbone.output
     return keras.Model(images, classifier(features, num_classes, seed, "fc", dtype_policy), name="resnet50")
+
+
+BUILDERS = {"lenet5": build_lenet5, "resnet18": build_resnet18,
+            "plain18": functools.partial(build_resnet18, shortcuts=False), "resnet50": build_resnet50}
 
 
 def multiply_adds(model: keras.Model) -> int:
