@@ -133,7 +133,12 @@ class Pictures(dict):
     def tag(self, name: str, png: bytes, alt: str) -> str:
         """An <img> with the PNG embedded as a data URI; the PNG is kept under name."""
         self[name] = png
-        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        return f'<img alt="{html.escape(alt)}" src="{data_uri(png)}">'
+
+
+def data_uri(png: bytes) -> str:
+    """The PNG inside the page, as a data URI (nothing the page shows lives outside it)."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -290,7 +295,6 @@ def study_body(run: RunDir, pictures: Pictures) -> str:
     heading, _, text = (run / STUDY_REPORT).read_text().partition("\n")
     rendered = markdown.markdown(text, extensions=["tables"])
     for path in sorted(run.path.glob("*.png")):
-        pictures[path.stem] = path.read_bytes()
-        rendered = rendered.replace(f'src="{path.name}"', f'src="data:image/png;base64,'
-                                                           f'{base64.b64encode(path.read_bytes()).decode()}"')
+        pictures[path.stem] = png = path.read_bytes()
+        rendered = rendered.replace(f'src="{path.name}"', f'src="{data_uri(png)}"')
     return section("study", heading.lstrip("# "), rendered.replace("<h2>", "<h3>").replace("</h2>", "</h3>"))
