@@ -36,7 +36,8 @@ def test_run_benchmarks_tiny(tmp_path):
     memory = {m["key"]: m for m in result["memory"]}
     assert memory["peak_default_run"]["gb"] == final["peak_memory_gb"] and memory["peak_default_run"]["target"] == 4
     assert memory["peak_default_run"]["met"] == (final["peak_memory_gb"] <= 4)
-    assert memory["peak_synthetic_step"]["gb"] > 0
+    assert memory["peak_synthetic_step"]["gb"] > 0.2  # a process of its own: TensorFlow and a network at least
+    assert memory["peak_bench"]["target"] == 4 and memory["peak_bench"]["met"] == (memory["peak_bench"]["gb"] <= 4)
     assert ratios["lrn"]["target"] == 0.8 and isinstance(ratios["lrn"]["met"], bool)
     large = sorted((tmp_path / "logs" / "bench_large_jpegs" / "train").glob("*/*.jpg"))
     assert len(large) == 5
