@@ -1,5 +1,7 @@
 """The tf.data pipeline: every good image with its label, batching, sharding across pipelines, determinism."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -46,6 +48,15 @@ def test_folder_dataset_delivers_every_good_image_with_its_label(tmp_path):
             assert distance[nearest] <= 3 and label == int(nearest == PLAIN_COLOURS["plain"])
             seen.append(nearest)
     assert len(set(seen)) >= 7  # most awkward kinds come through (one batch's worth is dropped)
+
+
+def test_the_pipelines_use_every_core_and_no_autotuning_thread(tmp_path):
+    # An autotuned iterator's deletion can wait up to a minute for the autotuner (alexnet/data/options.py).
+    make_folder(tmp_path, with_bad=False)
+    config = folder_config(tmp_path)
+    for split in ("train", "val"):
+        autotune = pipeline(config, split).options().autotune
+        assert autotune.enabled is False and autotune.initial_parallelism == os.cpu_count(), split
 
 
 def test_sharded_pipelines_split_the_data_and_batch_per_replica(tmp_path):

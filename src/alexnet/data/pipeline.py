@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from alexnet.data.options import fixed_parallelism
 from alexnet.data.preprocess import eval_preprocess, resized_square, train_crop_of_square, train_preprocess
 from alexnet.data.records import read_records, read_records_info
 from alexnet.data.sources import (
@@ -90,7 +91,7 @@ def make_dataset(
         ds = ds.cache() if data.cache else ds
     batch = input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
     ds = ds.batch(batch, drop_remainder=train).prefetch(AUTOTUNE)
-    options = tf.data.Options()
+    options = fixed_parallelism()
     options.deterministic = deterministic or not train  # validation stays in order
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     # map then batch fuse into one op that writes each image straight into its batch (no extra copy).

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet.data import sources
+from alexnet.data.options import fixed_parallelism
 from alexnet.data.preprocess import resized_square
 from alexnet.errors import ConfigError, DataError
 from alexnet.files import read_json, write_json
@@ -127,7 +128,7 @@ def _write_split(ds, names: list[str], out: Path, role: str, resize_size: int):
     writers = [tf.io.TFRecordWriter(str(out / f) + ".tmp") for f in files]
     written, skipped, pixels, last_report = 0, [], [], time.perf_counter()
     start = last_report
-    for index, jpeg, label, sample in encoded.prefetch(AUTOTUNE).as_numpy_iterator():
+    for index, jpeg, label, sample in encoded.prefetch(AUTOTUNE).with_options(fixed_parallelism()).as_numpy_iterator():
         skipped += names[written + len(skipped) : index]
         writers[written % shards].write(serialize_example(jpeg, int(label)))
         written += 1

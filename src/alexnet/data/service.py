@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from alexnet.data.options import fixed_parallelism
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -39,6 +41,6 @@ def through_service(dataset: tf.data.Dataset, address: str, job_name: str) -> tf
     """
     distributed = dataset.apply(tf.data.experimental.service.distribute(
         processing_mode="parallel_epochs", service=address, job_name=job_name))
-    options = tf.data.Options()
+    options = fixed_parallelism()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return distributed.prefetch(AUTOTUNE).with_options(options)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from alexnet.data.options import fixed_parallelism
 from alexnet.data.preprocess import decode_rgb
 from alexnet.errors import DataError
 from alexnet.files import read_json, write_json
@@ -131,7 +132,7 @@ def find_unreadable(files: list[str]) -> list[str]:
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).enumerate()
     # ignore_errors drops failing elements silently; the missing indices name them.
     ds = ds.map(lambda i, path: (i, tf.shape(decode_rgb(tf.io.read_file(path)))), num_parallel_calls=AUTOTUNE)
-    options = tf.data.Options()
+    options = fixed_parallelism()
     options.deterministic = False
     readable = {int(i) for i, _ in ds.ignore_errors().with_options(options).as_numpy_iterator()}
     return [f for i, f in enumerate(files) if i not in readable]

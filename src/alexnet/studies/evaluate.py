@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import rundir
+from alexnet.data.options import fixed_parallelism
 from alexnet.data.pipeline import dataset_info, encoded_examples, make_dataset
 from alexnet.data.preprocess import eval_preprocess, ten_crops
 from alexnet.export import load_best_model
@@ -128,9 +129,10 @@ def ten_crop_pass(model: keras.Model, encoded: tf.data.Dataset, resize_size: int
         probabilities = model(flat, training=False)
         return average_over_crops(probabilities, crops_per_image)
 
+    batches = crops.batch(images_per_batch).prefetch(tf.data.AUTOTUNE).with_options(fixed_parallelism())
     probabilities, labels = [], []
     start = time.perf_counter()
-    for batch, batch_labels in crops.batch(images_per_batch).prefetch(tf.data.AUTOTUNE):
+    for batch, batch_labels in batches:
         probabilities.append(predict(batch).numpy())
         labels.append(batch_labels.numpy())
     return {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels),
