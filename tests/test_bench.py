@@ -1,6 +1,7 @@
 """`make bench` machinery on a tiny network and data set: every row and ratio is there, table and JSON agree."""
 
 import json
+import re
 
 import pytest
 import tensorflow as tf
@@ -10,7 +11,8 @@ from alexnet.config import Config
 
 
 @pytest.mark.slow
-def test_run_benchmarks_tiny(tmp_path):
+def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command line sets it
     config = Config()
     config.data.dir = str(tmp_path / "demo")
     config.data.demo_images_per_class = 2
@@ -44,6 +46,8 @@ def test_run_benchmarks_tiny(tmp_path):
     source = tmp_path / "demo" / "train" / large[0].parent.name / large[0].name
     assert tf.io.extract_jpeg_shape(large[0].read_bytes()).numpy().tolist()[:2] == [
         2 * d for d in tf.io.extract_jpeg_shape(source.read_bytes()).numpy().tolist()[:2]]
+    # The timed networks' processes print none of TensorFlow's start-up lines (alexnet/native_logs.py).
+    assert not re.search(r"^WARNING: All log messages|oneDNN custom operations", capfd.readouterr().err, re.MULTILINE)
     table = bench.format_table(result)
     assert all(row["label"] in table for row in result["rows"])
     assert all(r["label"] in table for r in result["ratios"]) and all(m["label"] in table for m in result["memory"])

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from alexnet import __main__ as entry
-from alexnet import errors
+from alexnet import errors, native_logs
 from helpers import ROOT, cli, encode, solid
 
 
@@ -110,5 +110,5 @@ def test_the_start_up_filter_keeps_what_the_level_asks_for():
     error = "E0000 00:00:1796157484.1    2397 cuda.cc:1] failed call to cuInit\n"
     banner = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
     other = "Segmentation fault in a library that is not TensorFlow\n"
-    assert [entry._is_hidden(line, 1) for line in (info, error, banner, other)] == [True, False, True, False]
-    assert [entry._is_hidden(line, 3) for line in (info, error, banner, other)] == [True, True, True, False]
+    assert [native_logs._is_hidden(line, 1) for line in (info, error, banner, other)] == [True, False, True, False]
+    assert [native_logs._is_hidden(line, 3) for line in (info, error, banner, other)] == [True, True, True, False]

@@ -9,7 +9,7 @@ PACKAGE = ROOT / "src" / "alexnet"
 # Lower layers never import higher ones; modules of one layer may import each other (without cycles).
 # A wing is a sub-package (data, training, studies, bench) or a module of the package's top level.
 LAYERS = (
-    ("errors", "seeds", "files", "config"),  # the base: what every part reads
+    ("errors", "seeds", "files", "config", "native_logs"),  # the base: what every part reads
     ("data",),  # images in
     ("model", "architectures", "optim", "metrics", "rundir", "export"),  # the networks, optimiser, metrics, runs
     ("training",),

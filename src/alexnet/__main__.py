@@ -15,14 +15,12 @@ must see those exit statuses runs it directly (make turns every failure into 2).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 
 from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError
+from alexnet.native_logs import import_tensorflow_quietly
 
 CONFIG_COMMANDS = {
     "train": "train --config into logs/RUN/, resuming from its backup; export the best model",
@@ -36,11 +34,6 @@ CONFIG_COMMANDS = {
     "bench": "training-step and input-pipeline throughput; logs/bench.json",
 }
 FILE_READERS = ("train", "lr-find", "claims", "compare")  # the commands whose runs read the config's files
-# TensorFlow's start-up lines, written to stderr before its logging is set up, so TF_CPP_MIN_LOG_LEVEL
-# cannot silence them: the glog-style prefix (I/W/E + date) and two lines that carry none.
-NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} ")
-NATIVE_BANNERS = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-                  "To enable the following instructions:")
 
 
 class Parser(argparse.ArgumentParser):
@@ -92,8 +85,7 @@ def main(argv=None) -> int:
         if extra:
             raise ConfigError(f"python -m alexnet {args.command} does not take {' '.join(extra)} "
                               f"(`python -m alexnet {args.command} --help` lists what it takes)")
-        with quiet_tensorflow_start():
-            import tensorflow  # noqa: F401  its start-up lines are filtered here; everything after is ours
+        import_tensorflow_quietly()  # its start-up lines are filtered here; everything after is ours
         run_command(args)
     except AlexNetError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -102,39 +94,6 @@ def main(argv=None) -> int:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     return 0
-
-
-@contextlib.contextmanager
-def quiet_tensorflow_start():
-    """Holds back what native code writes to stderr while TensorFlow loads, then passes on what the user asked
-    for: at TF_CPP_MIN_LOG_LEVEL=1 (the Makefile sets 3) no INFO lines, at 2 no WARNING lines, at 3 no
-    ERROR lines either, as TensorFlow itself would. Lines that are not TensorFlow's log lines always pass."""
-    level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"] or 0)
-    if level == 0:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if not _is_hidden(line, level):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
-
-
-def _is_hidden(line: str, level: int) -> bool:
-    """Whether a native start-up line is below TF_CPP_MIN_LOG_LEVEL (its banners go with the INFO lines)."""
-    match = NATIVE_LOG_LINE.match(line)
-    if match:
-        return "IWEF".index(match.group(1)) < level
-    return line.startswith(NATIVE_BANNERS)
 
 
 def run_command(args: argparse.Namespace) -> None:

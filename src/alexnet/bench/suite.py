@@ -45,6 +45,7 @@ from alexnet.data.service import start_service, through_service
 from alexnet.errors import ConfigError
 from alexnet.files import read_json, write_json, write_text
 from alexnet.model import LocalResponseNormalization, build_alexnet
+from alexnet.native_logs import import_tensorflow_quietly
 from alexnet.training.reporting import peak_memory_gb
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -138,7 +139,7 @@ def fit_in_own_process(settings: BenchSettings, num_classes: int, image_size: in
     """time_fit of a fresh network in a spawned process of its own, on the synthetic batch (data None) or on
     make_dataset's training split of data; {"samples": images/s per repetition, "peak_memory_gb": the process's}."""
     spawn = multiprocessing.get_context("spawn")  # a forked child would share TensorFlow's threads and state
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as process:
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn, initializer=import_tensorflow_quietly) as process:
         return process.submit(_fit_here, settings, num_classes, image_size, precision, jit, lrn, data, seed).result()
 
 
