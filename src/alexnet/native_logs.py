@@ -13,8 +13,7 @@ import re
 import sys
 import tempfile
 
-# TensorFlow's start-up lines, written to stderr before its logging is set up, so TF_CPP_MIN_LOG_LEVEL
-# cannot silence them: the glog-style prefix (I/W/E + date) and two lines that carry none.
+# The start-up lines: the glog-style prefix (I/W/E/F + date) and two lines that carry none.
 NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} ")
 NATIVE_BANNERS = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
                   "To enable the following instructions:")
