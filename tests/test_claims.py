@@ -1,12 +1,15 @@
 """`make claims`: verdicts from hand-made numbers, a tiny study end to end, and resuming arm by arm."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from alexnet.config import load_config
 from alexnet.errors import ConfigError, DataError
-from alexnet.studies import claims
+from alexnet.studies import claims, events
 from helpers import ROOT, TINY
 
 
@@ -60,6 +63,12 @@ def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, 
     for name in (claims.FIGURE_1, claims.CURVES):
         assert (study / name).read_bytes()[:4] == b"\x89PNG"
         assert f"]({name})" in report
+    # TensorBoard shows the same: read back with its own reader (the Text and Images tabs of claims/report).
+    shown = events.event_data(study / claims.REPORT_EVENTS)
+    assert events.texts(shown, "claims/report") == [report]
+    for name in (claims.FIGURE_1, claims.CURVES):
+        image = events.last_png(shown, f"claims/{Path(name).stem}")
+        assert np.array_equal(tf.io.decode_png(image, channels=3), tf.io.decode_png((study / name).read_bytes(), 3))
 
     # Run again: nothing is retrained, Figure 1 included. Unfinish one run: only that one is.
     trained = []
