@@ -37,12 +37,13 @@ def tiny_run(small_data, tmp_path_factory):
     """A finished one-epoch run of the tiny network on small_data, trained once for every test that reads it.
 
     With label smoothing, so the command-line tests load a model whose loss is this project's own class in
-    a fresh process (as `make eval` and `make export` do).
+    a fresh process (as `make eval` and `make export` do), and the training images scored at the end.
     """
     from alexnet.training.driver import train_and_evaluate
 
     run_dir = tmp_path_factory.mktemp("logs") / "tiny"
     keras.backend.clear_session()
-    train_and_evaluate(tiny_config(small_data, "tensorboard.profile_steps=0,1", "train.label_smoothing=0.1"), run_dir)
+    train_and_evaluate(tiny_config(small_data, "tensorboard.profile_steps=0,1", "train.label_smoothing=0.1",
+                                   "eval.train_error_images=120"), run_dir)
     keras.backend.clear_session()
     return run_dir

@@ -131,6 +131,19 @@ def pipeline(config, split, input_context=None):
                         input_context)
 
 
+def training_epochs(config, count: int, start_epoch: int = 0) -> list[list]:
+    """The (images, labels) NumPy batches of `count` epochs of training_stream with the config's sizes, batch,
+    seed and determinism, from start_epoch, epoch by epoch."""
+    from alexnet.data.pipeline import training_stream
+
+    t = config.train
+    steps = sum(1 for _ in pipeline(config, "train"))
+    stream = training_stream(config.data, config.model.image_size, t.global_batch_size, t.seed, t.deterministic,
+                             start_epoch=start_epoch)
+    batches = list(stream.take(count * steps).as_numpy_iterator())
+    return [batches[i * steps : (i + 1) * steps] for i in range(count)]
+
+
 # ----- runs -----
 
 

@@ -50,6 +50,10 @@ def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, 
     assert json.loads((study / claims.RECORD).read_text()) == json.loads(json.dumps(record))
     gap, speed = record["claims"]
     assert (gap["metric"], speed["metric"]) == ("gap", "steps") and len(speed["baseline"]) == 2
+    # The gap is read in inference mode on every training image (the study sets eval.train_error_images).
+    final = json.loads((study / "baseline-seed0" / "final_metrics.json").read_text())
+    assert final["train_images"] == 120
+    assert gap["baseline"][0] == pytest.approx(final["final_val_top1_error"] - final["train_top1_error"])
     # Two seeds: the sign-flip test's smallest p is 2 / 4, so the numbers imply "not shown" whatever they are.
     assert speed["p_value"] >= 0.5 and speed["verdict"] == "not shown at this scale", speed
     assert speed["differences"] == pytest.approx([a - b for a, b in zip(speed["arm_values"], speed["baseline"],

@@ -28,6 +28,23 @@ def test_imagenet_config_is_the_papers_recipe():
     assert (config.model.variant, config.model.init, config.model.input_scale) == ("paper", "paper", 1.0)
 
 
+def test_imagenet_config_expects_the_papers_errors_for_the_protocol_that_gave_them():
+    from alexnet.studies.evaluate import PUBLISHED
+
+    header = " ".join(line.lstrip("# ") for line in (Path(CONFIGS[0]).parent / "imagenet2012.yaml").read_text()
+                      .splitlines() if line.startswith("#"))
+    top1, top5 = PUBLISHED["paper, 1 CNN (Table 2, 10 crops)"]
+    expected = f"about {top1:.1%} top-1 / {top5:.1%} top-5 error on the validation set with the paper's 10 crops"
+    assert expected in header, header  # section 6 averages ten patches; one centre crop does worse
+    assert "about 1.5 points more with one centre crop" in header
+
+
+def test_readme_states_the_mean_colour_as_a_deviation_and_the_best_epoch_as_chosen_on_validation():
+    readme = (Path(CONFIGS[0]).parents[1] / "README.md").read_text()
+    assert "**Mean subtraction, a deliberate deviation**: the paper subtracts the training set's mean *image*" in readme
+    assert "chosen on the validation split it is reported on" in readme
+
+
 def test_overrides_are_typed_and_nested():
     nested = {"train": {"epochs": 2}, "model": {"variant": "owt"}}
     assert parse_overrides(["train.epochs=2", "model.variant=owt"]) == nested

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from alexnet import rundir
 from alexnet.data.preprocess import ten_crop_offsets, ten_crops
+from alexnet.metrics import errors_of
 from alexnet.studies import evaluate
 from helpers import all_tags, cli, http_get, scalars, tensorboard_server, wait_for
 
@@ -44,12 +45,12 @@ def test_the_prediction_is_the_mean_of_the_ten_softmaxes():
 def test_errors_per_class_errors_and_confusion_on_a_hand_made_example():
     probabilities = np.array([
         [0.5, 0.2, 0.1, 0.1, 0.05, 0.05],  # true 0: first -> right
-        [0.1, 0.2, 0.3, 0.05, 0.15, 0.2],  # true 1: 3rd (0.2 ties with class 5; ties count for it)
+        [0.1, 0.2, 0.3, 0.05, 0.15, 0.2],  # true 1: 3rd (0.2 ties with class 5, counted above it)
         [0.05, 0.1, 0.15, 0.2, 0.25, 0.25],  # true 0: last -> wrong in top-5
         [0.1, 0.1, 0.1, 0.1, 0.1, 0.5],  # true 5: right
     ])
     labels = np.array([0, 1, 0, 5])
-    result = evaluate.errors_of(probabilities, labels)
+    result = errors_of(probabilities, labels)
     assert result == {"top1_error": 0.5, "top5_error": 0.25, "images": 4,
                       "loss": pytest.approx(-np.mean(np.log([0.5, 0.2, 0.05, 0.5])))}
     names = ["a", "b", "c", "d", "e", "f"]
@@ -59,6 +60,22 @@ def test_errors_per_class_errors_and_confusion_on_a_hand_made_example():
     matrix = evaluate.confusion(labels, probabilities.argmax(axis=1), 6)
     assert matrix[0, 0] == 1 and matrix[0, 4] == 1 and matrix[1, 2] == 1 and matrix[5, 5] == 1 and matrix.sum() == 4
     assert list(evaluate.most_confused(matrix, 3)) == [0, 1, 2]
+
+
+def test_nan_and_tied_outputs_score_as_errors_not_as_hits():
+    labels = np.array([0, 1, 2])
+    nan = np.full((3, 10), np.nan)
+    assert errors_of(nan, labels)["top1_error"] == 1.0 and errors_of(nan, labels)["top5_error"] == 1.0
+    uniform = np.full((3, 10), 0.1)  # every class tied, as a network with fc8 at 0 starts
+    assert errors_of(uniform, labels)["top5_error"] == 1.0
+    one_hot_tie = np.zeros((1, 10))
+    one_hot_tie[0, 0] = 1.0
+    # [1, 0, ..., 0] with the true class at 1: nine classes tie at 0 with it
+    assert errors_of(one_hot_tie, np.array([1]))["top5_error"] == 1.0
+    assert errors_of(one_hot_tie, np.array([0]))["top1_error"] == 0.0
+    with_inf = np.array([[0.9, 0.1, np.inf]])
+    assert errors_of(with_inf, np.array([0]))["top1_error"] == 1.0
+    assert evaluate.per_class_errors(uniform, labels, list("abcdefghij"))[0]["top1_error"] == 1.0
 
 
 def test_nearest_neighbours_on_a_hand_made_embedding():

@@ -20,6 +20,7 @@ from helpers import (
     pipeline,
     solid,
     textured,
+    training_epochs,
 )
 
 
@@ -103,10 +104,9 @@ def test_a_seeded_deterministic_pipeline_repeats_its_crops_flips_and_order(tmp_p
     assert epoch_fingerprint(strict) == first
     other_seed = epoch_fingerprint(folder_config(tmp_path, "train.deterministic=true", "train.seed=1"))
     assert sorted(other_seed) != sorted(first)  # the seed, not only the order, decides the crops
-    # Two epochs of one iterator differ: the augmentation is redrawn every epoch.
-    repeated = pipeline(strict, "train").repeat(2)
-    sums = [images.numpy().sum() for images, _ in repeated]
-    assert sums[: len(sums) // 2] != sums[len(sums) // 2 :]
+    # Two epochs of the training stream differ: the augmentation is redrawn every epoch.
+    first_epoch, second_epoch = ([images.sum() for images, _ in epoch] for epoch in training_epochs(strict, 2))
+    assert first_epoch != second_epoch
 
 
 def sorted_folder(root, classes=10, per_class=20):
@@ -174,8 +174,7 @@ def test_cached_images_are_decoded_once_and_cropped_and_flipped_afresh_every_epo
                                    "train.deterministic=true", *extra)
                      for extra in ((), ("data.cache=true",)))
     (from_files, labels), = list(pipeline(plain, "train").as_numpy_iterator())
-    epochs = list(pipeline(cached, "train").repeat(2).as_numpy_iterator())
-    (first, first_labels), (second, _) = epochs
+    [(first, first_labels)], [(second, _)] = training_epochs(cached, 2)
     np.testing.assert_array_equal(first_labels, labels)
     # The same seeds draw the same crops and flips: off by resampling only, far from another crop.
     same, other = (np.abs(first.astype(float) - images).mean() for images in (from_files, second))
@@ -183,8 +182,8 @@ def test_cached_images_are_decoded_once_and_cropped_and_flipped_afresh_every_epo
     val = [(images, lbl) for images, lbl in pipeline(cached, "val").repeat(2).as_numpy_iterator()]
     np.testing.assert_array_equal(val[0][0], val[1][0])  # validation crops are kept as they are
     np.testing.assert_array_equal(val[0][0], next(pipeline(plain, "val").as_numpy_iterator())[0])
-    shuffled = [lbl.numpy().tolist() for _, lbl in pipeline(folder_config(tmp_path, "train.global_batch_size=8",
-                                                                  "data.cache=true"), "train").repeat(3)]
+    shuffled = [lbl.tolist() for [(_, lbl)] in training_epochs(folder_config(tmp_path, "train.global_batch_size=8",
+                                                                         "data.cache=true"), 3)]
     assert all(sorted(order) == sorted(labels.tolist()) for order in shuffled) and len(set(map(tuple, shuffled))) > 1
     with pytest.raises(ConfigError, match="data.cache keeps the resized squares"):
         folder_config(tmp_path, "data.cache=true", "data.augment=inception")

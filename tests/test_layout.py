@@ -11,7 +11,8 @@ PACKAGE = ROOT / "src" / "alexnet"
 LAYERS = (
     ("errors", "seeds", "files", "config", "native_logs"),  # the base: what every part reads
     ("data",),  # images in
-    ("model", "architectures", "optim", "metrics", "rundir", "export"),  # the networks, optimiser, metrics, runs
+    # the networks, optimiser, metrics, runs
+    ("random_streams", "model", "architectures", "optim", "metrics", "rundir", "export"),
     ("training",),
     ("studies",),
     ("bench",),

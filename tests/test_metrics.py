@@ -1,9 +1,10 @@
-"""The training loss with label smoothing, against the formula written out by hand."""
+"""The training loss with label smoothing, against the formula written out by hand; the top-k accuracies
+that count ties and non-finite outputs against the model."""
 
 import keras
 import numpy as np
 
-from alexnet.metrics import SmoothedSparseCrossentropy, training_loss
+from alexnet.metrics import TOP1, TOP5, SmoothedSparseCrossentropy, compiled_metrics, training_loss
 
 PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
 LABELS = np.array([1, 2])
@@ -36,3 +37,32 @@ def test_a_model_compiled_with_smoothing_saves_and_loads(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert isinstance(loaded.loss, SmoothedSparseCrossentropy) and loaded.loss.smoothing == 0.2
+
+
+def test_the_compiled_accuracies_count_ties_and_nan_as_misses_where_keras_counts_them_as_hits():
+    uniform = np.full((4, 10), 0.1, np.float32)
+    labels = np.array([0, 3, 5, 9])
+    top1, top5 = compiled_metrics()
+    assert (top1.name, top5.name) == (TOP1, TOP5)
+    top1.update_state(labels, uniform)
+    top5.update_state(labels, uniform)
+    assert float(top1.result()) == 0.0 and float(top5.result()) == 0.0
+    keras_top5 = keras.metrics.SparseTopKCategoricalAccuracy(k=5)
+    keras_top5.update_state(labels, uniform)
+    assert float(keras_top5.result()) == 1.0  # the flattering count this project does not use
+    top1.reset_state()
+    top1.update_state(np.array([0, 1]), np.array([[np.nan] * 3, [0.1, 0.8, 0.1]], np.float32))
+    assert float(top1.result()) == 0.5
+    top5.reset_state()
+    top5.update_state(labels, np.eye(10, dtype=np.float32)[labels])  # clear winners: all hits
+    assert float(top5.result()) == 1.0
+
+
+def test_a_model_compiled_with_the_accuracies_saves_and_loads(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=compiled_metrics())
+    model.fit(np.ones((4, 4)), np.array([0, 1, 2, 0]), verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    logs = loaded.evaluate(np.ones((4, 4)), np.array([0, 1, 2, 0]), verbose=0, return_dict=True)
+    assert set(logs) >= {TOP1, TOP5}

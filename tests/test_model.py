@@ -156,7 +156,7 @@ def test_he_normal_starts_biases_at_zero():
 
 
 @pytest.mark.parametrize("layer", [
-    LocalResponseNormalization(depth_radius=3, bias=1.5, alpha=2e-4, beta=0.5, name="lrn"),
+    LocalResponseNormalization(depth_radius=3, bias=1.5, alpha=2e-4, beta=0.5, input_scale=0.5, name="lrn"),
     PCAColourNoise(0.2, eigval=(3.0, 2.0, 1.0), eigvec=np.eye(3)[::-1].tolist(), seed=9, name="noise"),
     Standardize(mean=(1.0, 2.0, 3.0), scale=0.5, name="standardize"),
     Standardize(scale=0.25, per_image=True, name="centre_each_image"),
@@ -173,11 +173,12 @@ def test_custom_layers_round_trip_through_their_config(layer):
 
 
 # Outputs of a seeded tiny model on a fixed input, stored when the architecture and initialisation were
-# checked against the paper (and again when every layer got its own seed stream, alexnet/seeds.py): they
-# change if either drifts (layer order, widths, init, bias constants, the seeding rule).
+# checked against the paper (again when every layer got its own seed stream, alexnet/seeds.py, and when LRN
+# began to sum its squares in the paper's units, alpha / input_scale^2): they change if either drifts (layer
+# order, widths, init, bias constants, the seeding rule, LRN's units).
 EXPECTED_OUTPUTS = {
-    ("he_normal", 1 / 64): [[0.329988, 0.416916, 0.050863, 0.202233], [0.203203, 0.510107, 0.069486, 0.217204],
-                            [0.178832, 0.528755, 0.080176, 0.212237]],
+    ("he_normal", 1 / 64): [[0.253601, 0.325102, 0.171437, 0.24986], [0.23773, 0.318938, 0.162369, 0.280962],
+                            [0.249514, 0.331618, 0.169968, 0.2489]],
     ("paper", 1.0): [[0.234444, 0.174065, 0.248764, 0.342726]] * 3,  # biases of 1 dominate the tiny net
 }
 
@@ -258,6 +259,19 @@ def test_per_image_centring_removes_each_images_own_mean_colour():
     expected = (images - images.mean(axis=(1, 2), keepdims=True)) * 0.5
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-4)
+
+
+def test_per_image_centring_keeps_the_colour_noise_it_follows():
+    """centre=image subtracts the mean of the pixels before the noise: the mean of the noisy image would hold
+    the noise (one colour added to every pixel) and cancel it exactly."""
+    model = build_alexnet("paper", num_classes=5, image_size=67, width=1 / 16, centre="image", colour_noise=0.5,
+                          seed=1)
+    standardized = keras.Model(model.input, model.get_layer("standardize").output)
+    images = np.random.default_rng(0).integers(0, 256, (4, 67, 67, 3), dtype=np.uint8)
+    noisy, clean = (np.asarray(standardized(images, training=t)) for t in (True, False))
+    shift = (noisy - clean).reshape(4, -1, 3)
+    np.testing.assert_allclose(shift, shift[:, :1, :].repeat(shift.shape[1], axis=1), atol=1e-4)  # one colour each
+    assert np.abs(shift[:, 0]).max() > 0.5  # the noise reaches the network (it was cancelled: 0)
 
 
 # ----- randomness: every random layer draws from its own stream of the run's seed -----

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL mid-epoch resumes with its weights, momentum, learning-rate schedule and best model."""
+"""A run killed with SIGKILL resumes with its weights, momentum, learning-rate schedule and best model, and draws
+the randomness an uninterrupted run draws."""
 
 import json
 import signal
@@ -10,6 +11,7 @@ import pytest
 from alexnet import rundir
 from alexnet.training.checkpoints import Backup
 from alexnet.training.driver import train_and_evaluate
+from alexnet.training.reporting import read_history
 from helpers import TINY, run_cli, scalars, steps, tiny_config
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
@@ -94,3 +96,29 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
     if best["val_top1_error"] == best_before["val_top1_error"]:
         assert best == best_before
     assert (run_dir / rundir.BEST_MODEL).exists() and (run_dir / rundir.EXPORT / "saved_model.pb").exists()
+
+
+def test_a_deterministic_run_killed_after_an_epoch_resumes_to_the_uninterrupted_runs_losses(small_data, tmp_path):
+    """The shuffle, crops and flips of epoch e come from (seed, e), the dropout masks and colour noise from
+    (seed, step): a process that starts at epoch 2 draws what the first process would have drawn there."""
+    args = ["--logs", str(tmp_path), *TINY, f"data.dir={small_data}", "train.epochs=3", "train.global_batch_size=8",
+            "train.steps_per_epoch=6", "train.deterministic=true", "train.seed=3", "tensorboard.histograms=false",
+            "tensorboard.images=false", "tensorboard.layer_stats_steps=0"]
+    proc = run_cli(["train", "--run", "whole", *args])
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    history = tmp_path / "killed" / rundir.HISTORY
+    proc = run_cli(["train", "--run", "killed", *args])
+    deadline = time.time() + 240
+    while time.time() < deadline and not (history.exists() and len(history.read_text().splitlines()) >= 2):
+        time.sleep(0.05)  # the header and epoch 1's row: epoch 1's backup is written before the row
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / rundir.FINAL_METRICS).exists()
+    resumed = run_cli(["train", "--run", "killed", *args])
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-2000:] + err[-2000:]
+    assert "epoch 1/3" not in out  # it resumed
+    whole, killed = (read_history(tmp_path / name) for name in ("whole", "killed"))
+    assert [row["epoch"] for row in killed] == [1, 2, 3]
+    for key in ("loss", "val_loss", "top1_error", "val_top1_error"):
+        np.testing.assert_allclose([row[key] for row in killed], [row[key] for row in whole], rtol=1e-4, err_msg=key)

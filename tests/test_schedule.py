@@ -6,9 +6,14 @@ from types import SimpleNamespace
 
 import keras
 import pytest
+import tensorflow as tf
 
 from alexnet.config import TrainConfig
+from alexnet.rundir import RunDir
+from alexnet.training.checkpoints import Backup
+from alexnet.training.driver import load_data, make_callbacks
 from alexnet.training.schedule import LearningRateController
+from helpers import tiny_config
 
 
 def controller(tmp_path, steps_per_epoch=4, **train):
@@ -76,3 +81,17 @@ def test_cosine_schedule_falls_from_the_rate_to_zero_after_the_warmup(tmp_path):
     assert [rates[s] for s in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # warm-up
     # 8 steps after the warm-up: 0.1 * (1 + cos(pi * k / 8)) / 2 at step 4 + k.
     assert [rates[4 + k] for k in range(8)] == pytest.approx([0.05 * (1 + math.cos(math.pi * k / 8)) for k in range(8)])
+
+
+def test_a_resume_reads_the_latest_state_on_record_and_the_driver_writes_it_before_the_backup(tmp_path, small_data):
+    epoch_rates(controller(tmp_path, schedule="paper", patience=1), [0.5, 0.5, 0.5])  # drops after epochs 1, 2
+    resumed = controller(tmp_path, schedule="paper", patience=1)
+    # A backup from after epoch 4 whose schedule entries end at epoch 2: the state then, not the initial rate.
+    assert epoch_rates(resumed, [0.5], first_epoch=5) == pytest.approx([0.001])
+
+    config = tiny_config(small_data)
+    run = RunDir(tmp_path / "run")
+    run.start(config)
+    callbacks = make_callbacks(config, run, load_data(config, run, tf.distribute.get_strategy()))
+    kinds = [type(c) for c in callbacks]
+    assert kinds.index(LearningRateController) < kinds.index(Backup)  # Keras calls on_epoch_end in list order

@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.config import WEIGHTED_LAYERS, load_config
+from alexnet.data.pipeline import training_sample
+from alexnet.metrics import errors_of
 from alexnet.training.driver import build_model
 from alexnet.training.reporting import read_history
 from helpers import TINY, all_tags, cli, scalars, steps, tiny_config
@@ -44,6 +46,13 @@ def test_a_finished_run_holds_every_entry_of_the_run_directory(tiny_run, small_d
     assert list((tiny_run / rundir.PROFILE).rglob("*.xplane.pb")), "no profiler trace"
     model = keras.saving.load_model(tiny_run / rundir.BEST_MODEL, safe_mode=True)
     assert model.output.shape[-1] == len(class_names)
+    # The final weights (one epoch: the best model's) on the 120 training images, eval crops, inference mode.
+    batches = list(training_sample(config.data, config.model.image_size, 8, 120))
+    scored = errors_of(np.concatenate([model(images, training=False) for images, _ in batches]),
+                       np.concatenate([labels for _, labels in batches]))
+    assert final["train_images"] == scored["images"] == 120
+    assert final["train_top1_error"] == pytest.approx(scored["top1_error"])
+    assert final["overfitting_gap"] == pytest.approx(row["val_top1_error"] - scored["top1_error"])
 
 
 def test_a_finished_run_holds_its_tensorboard_series(tiny_run):
@@ -78,7 +87,8 @@ def test_mixed_precision_with_xla_trains_to_a_lower_finite_loss(precision, small
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 67, 67, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, 8)
-    losses = model.fit(images, labels, batch_size=8, epochs=12, verbose=0).history["loss"]
+    # 24 epochs: with LRN normalising (sums in the paper's units) the tiny network learns this batch more slowly.
+    losses = model.fit(images, labels, batch_size=8, epochs=24, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses)), losses
     assert losses[-1] < 0.5 * losses[0], losses  # one fixed batch is learnt
 

@@ -201,6 +201,11 @@ class EvalConfig:
 
     # Training images (eval pre-processing) whose fc7 vectors are searched for Figure 4's nearest neighbours.
     train_sample: int = field(default=1000, metadata=_range(1))
+    # After training, this many training images (a fixed sample, the same for every run on the data; eval
+    # pre-processing, inference mode) are scored with the final weights: final_metrics.json's train_* errors
+    # and the overfitting gap (final validation error minus that). Keras's training error is averaged over
+    # the epoch with dropout and augmentation on, so it is no measure of fitting. None: not measured.
+    train_error_images: int | None = field(default=None, metadata=_range(1))
     # Validation images whose fc7 vectors TensorBoard's projector shows.
     projector_images: int = field(default=1000, metadata=_range(1))
     figure_images: int = field(default=8, metadata=_range(1))  # Figure 4, left

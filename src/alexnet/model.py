@@ -19,6 +19,7 @@ from keras import layers, ops
 
 from alexnet.config import ModelConfig, check_alexnet_size, check_section
 from alexnet.errors import ConfigError, DataError
+from alexnet.random_streams import ReplicaDropout, ReplicaSeedGenerator
 from alexnet.seeds import stream_seed
 
 # Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision).
@@ -34,7 +35,9 @@ IMAGENET_EIGVEC = (
     (-0.5836, -0.6948, 0.4203),
 )
 
-# Section 3.3: k=2, n=5, alpha=1e-4, beta=0.75, alpha NOT divided by n (unlike Caffe/PyTorch).
+# Section 3.3: k=2, n=5, alpha=1e-4, beta=0.75, alpha NOT divided by n (unlike Caffe/PyTorch). The constants
+# belong to the paper's units (0-255 pixels minus the mean): LocalResponseNormalization takes the model's
+# input_scale and sums the squares in those units.
 LRN_DEPTH_RADIUS, LRN_BIAS, LRN_ALPHA, LRN_BETA = 2, 2.0, 1e-4, 0.75
 
 # Conv widths, groups (2 = the paper's split over two GPUs) and whether LRN follows conv1/conv2.
@@ -62,28 +65,38 @@ def lrn_reference_ops(x, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN
 
 @keras.saving.register_keras_serializable(package="alexnet")
 class LocalResponseNormalization(layers.Layer):
-    """The paper's LRN (section 3.3); the fused TensorFlow kernel on that backend, keras.ops elsewhere."""
+    """The paper's LRN (section 3.3); the fused TensorFlow kernel on that backend, keras.ops elsewhere.
 
-    def __init__(self, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN_ALPHA, beta=LRN_BETA, **kwargs):
+    input_scale: the model's model.input_scale s. Its activations are s times the paper's (the inputs are
+    (pixel - mean) * s), and LRN is not scale-invariant: with the paper's alpha on activations of about 1
+    the divisor is (2 + ~5e-4)^0.75 everywhere, a constant gain that normalises nothing. So the sum of
+    squares is taken in the paper's units, alpha / s^2 on the scaled activations: for a ReLU network
+    with zero biases, b(s * a) = s * b(a), the paper's layer seen through the scale.
+    """
+
+    def __init__(self, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN_ALPHA, beta=LRN_BETA,
+                 input_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.depth_radius, self.bias, self.alpha, self.beta = depth_radius, bias, alpha, beta
+        self.input_scale = input_scale
 
     def call(self, x):
         # Sums of squares in float32: bfloat16 would lose them, and the fused kernel wants float32.
         x32 = ops.cast(x, "float32")
+        alpha = self.alpha / self.input_scale**2
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf  # The fused kernel: 1.55x faster training than the ops version on CPU.
 
             y = tf.nn.local_response_normalization(
-                x32, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta
+                x32, depth_radius=self.depth_radius, bias=self.bias, alpha=alpha, beta=self.beta
             )
         else:
-            y = lrn_reference_ops(x32, self.depth_radius, self.bias, self.alpha, self.beta)
+            y = lrn_reference_ops(x32, self.depth_radius, self.bias, alpha, self.beta)
         return ops.cast(y, x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
-                "alpha": self.alpha, "beta": self.beta}
+                "alpha": self.alpha, "beta": self.beta, "input_scale": self.input_scale}
 
 
 @keras.saving.register_keras_serializable(package="alexnet")
@@ -98,7 +111,7 @@ class PCAColourNoise(layers.Layer):
     def __init__(self, stddev=0.1, eigval=IMAGENET_EIGVAL, eigvec=IMAGENET_EIGVEC, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.stddev, self.eigval, self.eigvec, self.seed = stddev, tuple(eigval), tuple(map(tuple, eigvec)), seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = ReplicaSeedGenerator(seed)  # its own draws on every replica and at every step
 
     def call(self, images, training=False):
         x = ops.cast(images, "float32")
@@ -117,19 +130,26 @@ class PCAColourNoise(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="alexnet")
 class Standardize(layers.Layer):
-    """(pixels - mean) * scale: the paper subtracts the training set's mean (section 2).
+    """(pixels - mean) * scale, with a per-channel mean colour.
 
-    per_image subtracts each image's own mean colour instead (a deviation for small objects on backgrounds
-    of varying colour, see ModelConfig.centre).
+    The paper subtracts the training set's mean image (section 2); this subtracts its mean colour, one value
+    per channel (a deliberate deviation, as torchvision and Caffe's later models do: it keeps the model's
+    input independent of the crop position and needs no mean image stored with the model). per_image
+    subtracts each image's own mean colour instead (a deviation for small objects on backgrounds of varying
+    colour, see ModelConfig.centre), taken from `pixels`, the image before the colour noise: the mean of
+    the noisy image would remove the noise it holds, which is a shift of every pixel by one colour.
     """
 
     def __init__(self, mean=IMAGENET_MEAN_RGB, scale=1.0, per_image=False, **kwargs):
         super().__init__(**kwargs)
         self.mean, self.scale, self.per_image = tuple(mean), scale, per_image
 
-    def call(self, x):
+    def call(self, x, pixels=None):
         x = ops.cast(x, "float32")
-        mean = ops.mean(x, axis=(1, 2), keepdims=True) if self.per_image else ops.convert_to_tensor(self.mean)
+        if self.per_image:
+            mean = ops.mean(ops.cast(x if pixels is None else pixels, "float32"), axis=(1, 2), keepdims=True)
+        else:
+            mean = ops.convert_to_tensor(self.mean)
         return (x - mean) * self.scale
 
     def get_config(self):
@@ -168,7 +188,8 @@ def prepared_input(image_size: int, centre: str, input_scale: float, colour_nois
     images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
     x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=stream_seed(seed, "colour_noise"),
                        name="colour_noise", dtype="float32")(images)
-    return images, Standardize(stats["mean"], input_scale, centre == "image", name="standardize", dtype="float32")(x)
+    standardize = Standardize(stats["mean"], input_scale, centre == "image", name="standardize", dtype="float32")
+    return images, standardize(x, pixels=images) if centre == "image" else standardize(x)
 
 
 def build_alexnet(
@@ -239,17 +260,17 @@ def build_alexnet(
                             bias_initializer=bias(name), name=name, dtype=dtype_policy)(x)
 
     def drop(x, name):
-        # A stream of its own per layer: section 4.2 drops fc6's and fc7's units independently.
-        return layers.Dropout(dropout, seed=stream_seed(seed, f"dropout/{name}"), name=name, dtype=dtype_policy)(x)
+        # A stream of its own per layer and replica: section 4.2 drops fc6's and fc7's units independently.
+        return ReplicaDropout(dropout, seed=stream_seed(seed, f"dropout/{name}"), name=name, dtype=dtype_policy)(x)
 
     images, x = prepared_input(image_size, centre, input_scale, colour_noise, colour_stats, seed)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:
-        x = LocalResponseNormalization(name="lrn1", dtype=dtype_policy)(x)
+        x = LocalResponseNormalization(input_scale=input_scale, name="lrn1", dtype=dtype_policy)(x)
     x = pool(x, "pool1")
     x = conv(x, 2, 5)
     if lrn:
-        x = LocalResponseNormalization(name="lrn2", dtype=dtype_policy)(x)
+        x = LocalResponseNormalization(input_scale=input_scale, name="lrn2", dtype=dtype_policy)(x)
     x = pool(x, "pool2")
     for index in (3, 4):
         if remove_conv != f"conv{index}":

@@ -34,13 +34,21 @@ class PaperSGD(keras.optimizers.SGD):
 
     def decays(self, variable) -> bool:
         """Whether the paper's weight decay applies to this variable."""
-        is_bias = _name_parts(variable)[-1] == "bias"
+        is_bias = self._path_parts(variable)[-1] == "bias"
         return self.paper_weight_decay > 0 and (self.decay_biases or not is_bias)
 
     def is_frozen(self, variable) -> bool:
         """Whether variable belongs to one of frozen_layers."""
-        parts = _name_parts(variable)
+        parts = self._path_parts(variable)
         return bool(self.frozen_layers) and len(parts) > 1 and parts[-2] in self.frozen_layers
+
+    def _path_parts(self, variable) -> list[str]:
+        """["fc6", "bias"] for fc6's bias, from the Keras variable's path. update_step receives, on TensorFlow, the
+        backing tf.Variable, and under a tf.distribute strategy one replica's copy of it (named
+        "fc6/bias/replica_1:0" on the second replica): the optimizer's own index finds the Keras variable."""
+        if self.built and not isinstance(variable, keras.Variable):
+            variable = self._trainable_variables[self._get_variable_index(variable)]
+        return variable.path.split("/")
 
     def update_step(self, gradient, variable, learning_rate):
         if self.decays(variable):
@@ -55,8 +63,3 @@ class PaperSGD(keras.optimizers.SGD):
         return {**config, "paper_weight_decay": self.paper_weight_decay, "decay_biases": self.decay_biases,
                 "frozen_layers": list(self.frozen_layers)}
 
-
-def _name_parts(variable) -> list[str]:
-    """["fc6", "bias"] for fc6's bias, given the Keras variable (path "fc6/bias") or, as the optimizer sees it
-    on TensorFlow, the backing tf.Variable (name "fc6/bias:0")."""
-    return getattr(variable, "path", variable.name).split(":")[0].split("/")

@@ -55,14 +55,17 @@ CONTENTS = {
                   "Figure 3), weight histograms, hparams with the final metrics, the config as text"),
     HISTORY: ("one row per epoch: step, loss, top-1/top-5 error on training and validation, learning rate, "
               "images/s, seconds, the process's peak memory in GB (also in TensorBoard, `epoch_peak_memory_gb`)"),
-    BEST_MODEL: "the model with the lowest validation top-1 error",
+    BEST_MODEL: ("the model with the lowest validation top-1 error among the epochs whose losses are finite (chosen "
+                 "on the validation split it is reported on: an optimistic figure for new images)"),
     BEST_RECORD: "the best epoch and its validation errors",
     LR_SCHEDULE: "the learning-rate schedule's state after every epoch (a resumed run continues it)",
     f"{BACKUP}/": ("weights, optimizer and epoch, saved every epoch and every `train.backup_every_steps` steps; "
                    "removed when the run completes"),
     f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps=5-10`',
     f"{EXPORT}/": "the SavedModel",
-    FINAL_METRICS: "written last: the run is complete",
+    FINAL_METRICS: ("written last (the run is complete): the best epoch's errors, times, peak memory, and with "
+                    "`eval.train_error_images` the final weights' errors on that many training images in inference "
+                    "mode and the overfitting gap"),
     EVAL_RECORD: ("`make eval`: centre-crop and 10-crop top-1/top-5 error, loss, images and seconds, their time "
                   "ratio, and the per-class top-1 error, worst first"),
     f"{EVAL_EVENTS}/": ("`make eval`: TensorBoard, the errors at the best model's step, the Table 2 layout as text, "

@@ -21,7 +21,7 @@ from alexnet.data.options import fixed_parallelism
 from alexnet.data.preprocess import resized_square
 from alexnet.errors import ConfigError, DataError
 from alexnet.files import read_json, write_json
-from alexnet.seeds import stream_seed
+from alexnet.seeds import epoch_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGES_PER_SHARD = 5000  # ~100-150 MB of 256x256 JPEGs per file
@@ -168,30 +168,40 @@ def serialize_example(jpeg: bytes, label: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle_buffer: int = 0,
-                 seed: int | None = None) -> tf.data.Dataset:
-    """(encoded JPEG, int64 label) of split ("train"/"val") from the shards named in the prepared JSON.
+def records_epochs(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle_buffer: int = 0,
+                   seed: int | None = None):
+    """A function epoch -> (encoded JPEG, int64 label) of split ("train"/"val") from the shards named in the
+    prepared JSON (read once, here).
 
     Shards are written round-robin, so when their number divides by the pipelines each pipeline takes whole
     files and still gets floor(n / pipelines) examples or more; otherwise it takes every pipelines-th record.
-    shuffle_buffer > 0: the file order is reshuffled at every pass, then that many records are shuffled.
+    shuffle_buffer > 0: the files in the epoch's order, then that many records shuffled (seed's streams).
     """
     files = [str(Path(records_dir) / f) for f in read_records_info(records_dir)["files"][split]]
     by_file = pipelines > 1 and len(files) % pipelines == 0
     if by_file:
         files = files[pipeline_id::pipelines]
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    # Element sharding needs the same record order in every pipeline: one file order for all of them.
-    if shuffle_buffer and (seed is not None or by_file or pipelines == 1):
-        ds = ds.shuffle(len(files), seed=stream_seed(seed, "shuffle/files"), reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-                       deterministic=True)
-    if pipelines > 1 and not by_file:
-        ds = ds.shard(pipelines, pipeline_id)
-    if shuffle_buffer:
-        ds = ds.shuffle(shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
-                        reshuffle_each_iteration=True)
-    return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
+
+    def epoch_examples(epoch):
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        # Element sharding needs the same record order in every pipeline: one file order for all of them.
+        if shuffle_buffer and (seed is not None or by_file or pipelines == 1):
+            ds = ds.shuffle(len(files), seed=epoch_seed(seed, "shuffle/files", epoch))
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+                           deterministic=True)
+        if pipelines > 1 and not by_file:
+            ds = ds.shard(pipelines, pipeline_id)
+        if shuffle_buffer:
+            ds = ds.shuffle(shuffle_buffer, seed=epoch_seed(seed, f"shuffle/{pipeline_id}", epoch))
+        return ds.map(_parse_record, num_parallel_calls=AUTOTUNE)
+
+    return epoch_examples
+
+
+def read_records(records_dir: str, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle_buffer: int = 0,
+                 seed: int | None = None, epoch: int = 0) -> tf.data.Dataset:
+    """records_epochs' examples of one epoch."""
+    return records_epochs(records_dir, split, pipelines, pipeline_id, shuffle_buffer, seed)(epoch)
 
 
 def _parse_record(record):

@@ -4,7 +4,9 @@
     tfds:    a TFDS image-classification data set, images left encoded
 
 The third source, the TFRecords `make prepare` writes, is alexnet/data/records.py; alexnet/data/pipeline.py
-chooses among the three (`encoded_examples`, `dataset_info`). `data` is the config's data section.
+chooses among the three (`encoded_epochs`, `dataset_info`). `data` is the config's data section. Each source
+is read as a function of the epoch: what touches the disk or the catalogue is done once, when it is made,
+and each epoch's order is drawn inside tf.data from (seed, epoch).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from alexnet.data.options import fixed_parallelism
 from alexnet.data.preprocess import decode_rgb
 from alexnet.errors import DataError
 from alexnet.files import read_json, write_json
-from alexnet.seeds import stream_seed
+from alexnet.seeds import epoch_seed, stream_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "val")
@@ -69,22 +71,27 @@ def list_folder(root: str, split_dir: str, class_names: list[str] | None = None)
     return class_names, files, labels
 
 
-def folder_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
-                    seed: int | None = None) -> tf.data.Dataset:
-    """(file bytes, int64 label) of a folder split for input pipeline pipeline_id of pipelines.
+def folder_epochs(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
+                  seed: int | None = None):
+    """A function epoch -> (file bytes, int64 label) of a folder split for input pipeline pipeline_id of
+    pipelines, in that epoch's order; the folder is listed (and its unreadable files found) once, here.
 
-    shuffle: the whole list of (path, label) entries, in an order redrawn every pass, before any file is
-    read. The files are listed class by class, so only a shuffle of the whole list mixes the classes; it
-    costs only strings, where a buffer of encoded images wide enough would hold the data set.
+    shuffle: the whole list of (path, label) entries, in the epoch's order (from seed's streams), before any
+    file is read. The files are listed class by class, so only a shuffle of the whole list mixes the
+    classes; it costs only strings, where a buffer of encoded images wide enough would hold the data set.
     """
     class_names = list_folder(data.dir, data.train_split)[0]
     _, files, labels = folder_files(data.dir, data.train_split if split == "train" else data.val_split, class_names)
     # Element-level sharding: every pipeline gets floor or ceil of len/pipelines files, never fewer batches.
     files, labels = files[pipeline_id::pipelines], labels[pipeline_id::pipelines]
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(labels, tf.int64)))
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=stream_seed(seed, f"shuffle/{pipeline_id}"), reshuffle_each_iteration=True)
-    return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
+
+    def epoch_examples(epoch):
+        ds = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), tf.constant(labels, tf.int64)))
+        if shuffle:
+            ds = ds.shuffle(len(files), seed=epoch_seed(seed, f"shuffle/{pipeline_id}", epoch))
+        return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=AUTOTUNE)
+
+    return epoch_examples
 
 
 def folder_files(root: str, split_dir: str, class_names: list[str] | None = None) -> tuple[list, list, list]:
@@ -163,7 +170,8 @@ def tfds_builder(data):
 def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 0,
                file_seed: int | None = None) -> tf.data.Dataset:
     """The raw TFDS dataset of role ("train"/"val"), images left encoded, this pipeline's even share; the
-    training split's files in an order drawn from file_seed."""
+    training split's files in one order drawn from file_seed, the same at every pass (TFDS takes a Python
+    seed only, so a file order redrawn per pass would depend on how many passes this process has made)."""
     import tensorflow_datasets as tfds
 
     split = data.train_split if role == "train" else data.val_split
@@ -172,15 +180,20 @@ def tfds_split(builder, data, role: str, pipelines: int = 1, pipeline_id: int = 
     if pipelines > 1:
         split = tfds.even_splits(split, pipelines)[pipeline_id]  # sizes differ by at most one example
     return builder.as_dataset(split=split, shuffle_files=role == "train", read_config=tfds.ReadConfig(
-        shuffle_seed=file_seed), decoders={"image": tfds.decode.SkipDecoding()})
+        shuffle_seed=file_seed, shuffle_reshuffle_each_iteration=False), decoders={"image": tfds.decode.SkipDecoding()})
 
 
-def tfds_examples(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
-                  seed: int | None = None) -> tf.data.Dataset:
-    """(encoded image bytes, int64 label) of a TFDS split for input pipeline pipeline_id of pipelines; shuffle:
-    the file order and then data.shuffle_buffer examples (TFDS writes its files in a shuffled order)."""
+def tfds_epochs(data, split: str, pipelines: int = 1, pipeline_id: int = 0, shuffle: bool = False,
+                seed: int | None = None):
+    """A function epoch -> (encoded image bytes, int64 label) of a TFDS split for input pipeline pipeline_id of
+    pipelines; shuffle: the file order (one per run, see tfds_split) and then data.shuffle_buffer examples in
+    the epoch's order (TFDS writes its files in a shuffled order)."""
     ds = tfds_split(tfds_builder(data), data, split, pipelines, pipeline_id, stream_seed(seed, "shuffle/files"))
-    if shuffle:
-        ds = ds.shuffle(data.shuffle_buffer, seed=stream_seed(seed, f"shuffle/{pipeline_id}"),
-                        reshuffle_each_iteration=True)
-    return ds.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
+
+    def epoch_examples(epoch):
+        ordered = ds
+        if shuffle:
+            ordered = ds.shuffle(data.shuffle_buffer, seed=epoch_seed(seed, f"shuffle/{pipeline_id}", epoch))
+        return ordered.map(lambda ex: (ex["image"], ex["label"]), num_parallel_calls=AUTOTUNE)
+
+    return epoch_examples

@@ -25,7 +25,8 @@ import tensorflow as tf
 from alexnet import rundir
 from alexnet.config import Config, load_config
 from alexnet.data.demo import ensure_demo_data
-from alexnet.errors import ConfigError
+from alexnet.data.pipeline import dataset_info
+from alexnet.errors import ConfigError, DataError
 from alexnet.files import read_json, write_json, write_text
 from alexnet.rundir import RunDir, unfinished_runs
 from alexnet.studies import figures
@@ -40,8 +41,10 @@ FIGURE_1, FIGURE_1_RECORD, CURVES = "figure1.png", "figure1.json", "curves.png"
 class Claim:
     """One claim: the arm that removes the paper's choice, what is compared, and which way the paper says it goes.
 
-    metric: "val_top1_error" (final validation error), "gap" (final validation minus training error: how
-    much the arm overfits) or "steps" (optimizer steps until the training error first reaches the threshold).
+    metric: "val_top1_error" (final validation error), "gap" (final validation error minus the final weights'
+    error on the training images in inference mode, eval.train_error_images of them: how much the arm
+    overfits) or "steps" (optimizer steps until the training error, as Keras averages it during the epoch,
+    first reaches the threshold).
     sign: +1 when the paper predicts the arm's value to be higher than the baseline's, -1 lower.
     """
 
@@ -90,6 +93,8 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
     study = Path(logs_dir) / "claims"
     config = load_config(config_path, overrides)
     ensure_demo_data(config.data)  # the default study runs on the offline demo set; other sources: nothing
+    if config.eval.train_error_images is None:  # the overfitting gap needs the training split in inference mode
+        overrides = [*overrides, f"eval.train_error_images={dataset_info(config.data).num_train}"]
     plan = [(arm, seed) for arm in arms(config.claims.arms) for seed in range(config.claims.seeds)]
     start = time.perf_counter()
     for run, arm, seed in unfinished_runs(study, plan, "claims"):
@@ -122,16 +127,20 @@ def figure1_result(study: Path, claims_config) -> dict:
 
 
 def run_summary(run_dir: Path, threshold: float) -> dict:
-    """The figures of one finished run, from its history.csv: final errors, train-val gap, steps to the
-    training-error threshold, and the training error per epoch."""
+    """The figures of one finished run, from its final metrics and history.csv: final errors, the overfitting
+    gap (in inference mode, see Claim), steps to the training-error threshold, and the errors per epoch."""
     final = read_json(RunDir(run_dir).require(rundir.FINAL_METRICS, "the study has not finished it: run make claims"))
+    if "overfitting_gap" not in final:
+        raise DataError(f"{run_dir} was trained without eval.train_error_images, so its overfitting gap was not "
+                        f"measured in inference mode; remove the run directory and run make claims again")
     history = read_history(run_dir)
     reached = [row["step"] for row in history if row["top1_error"] <= threshold]
     last = history[-1]
     steps_per_epoch = history[0]["step"] // history[0]["epoch"]
     # A run that never reaches the threshold counts as one epoch longer than it ran: a lower bound.
-    return {"val_top1_error": last["val_top1_error"], "train_top1_error": last["top1_error"],
-            "gap": last["val_top1_error"] - last["top1_error"], "best_val_top1_error": final["val_top1_error"],
+    return {"val_top1_error": last["val_top1_error"], "train_top1_error": final["train_top1_error"],
+            "train_top1_error_in_training": last["top1_error"], "gap": final["overfitting_gap"],
+            "best_val_top1_error": final["val_top1_error"],
             "threshold_reached": bool(reached), "steps": reached[0] if reached else last["step"] + steps_per_epoch,
             "train_error_by_epoch": [row["top1_error"] for row in history],
             "val_error_by_epoch": [row["val_top1_error"] for row in history]}
@@ -273,6 +282,7 @@ def figure1_markdown(f: dict) -> list[str]:
     return [*lines, "", f"![Figure 1: training error against epochs, ReLU and tanh]({FIGURE_1})", ""]
 
 
-METRIC_NAMES = {"val_top1_error": "final val top-1 error", "gap": "val - train top-1 error (overfitting)",
+METRIC_NAMES = {"val_top1_error": "final val top-1 error",
+                "gap": "val - train top-1 error, both in inference mode (overfitting)",
                 "steps": "steps to the training-error threshold",
                 "log_steps": "ln(steps) to 25% training error, tanh minus ReLU"}

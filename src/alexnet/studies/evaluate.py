@@ -27,10 +27,11 @@ import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.data.options import fixed_parallelism
-from alexnet.data.pipeline import dataset_info, encoded_examples, make_dataset
-from alexnet.data.preprocess import eval_preprocess, ten_crops
+from alexnet.data.pipeline import dataset_info, encoded_examples, make_dataset, training_sample
+from alexnet.data.preprocess import ten_crops
 from alexnet.export import load_best_model
 from alexnet.files import write_json
+from alexnet.metrics import errors_of, top_k_hits
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.projector import write_projector
@@ -145,10 +146,8 @@ def average_over_crops(probabilities, crops_per_image: int):
 
 
 def sample_features(features: keras.Model, data, image_size: int, batch: int, count: int) -> dict:
-    """fc7 vectors, labels and thumbnails of `count` training images (shuffled with a fixed seed; eval crops)."""
-    encoded = encoded_examples(data, "train", shuffle=True, seed=0).take(count)
-    images = encoded.map(lambda e, label: (eval_preprocess(e, data.resize_size, image_size), label),
-                         num_parallel_calls=tf.data.AUTOTUNE).batch(batch)
+    """fc7 vectors, labels and thumbnails of `count` training images (training_sample's: eval crops)."""
+    images = training_sample(data, image_size, batch, count)
     fc7, labels, thumbnails = [], [], []
     for batch_images, batch_labels in images:
         fc7.append(features(batch_images, training=False)[1].numpy())
@@ -163,18 +162,10 @@ def thumbnail(images) -> np.ndarray:
     return tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
 
 
-def errors_of(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """Top-1 and top-5 error (the true class not first / not among the five most probable), mean loss, images."""
-    true = probabilities[np.arange(len(labels)), labels]
-    rank = (probabilities > true[:, None]).sum(axis=1)  # classes strictly more probable than the true one
-    return {"top1_error": float(np.mean(rank >= 1)), "top5_error": float(np.mean(rank >= 5)),
-            "loss": float(np.mean(-np.log(np.maximum(true, 1e-12)))), "images": int(len(labels))}
-
-
 def per_class_errors(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -> list[dict]:
-    """[{"class", "top1_error", "images"}] of the classes with validation images, worst first."""
-    predicted = probabilities.argmax(axis=1)
-    rows = [{"class": names[c], "top1_error": float(np.mean(predicted[labels == c] != c)),
+    """[{"class", "top1_error", "images"}] of the classes with validation images, worst first (errors_of's rule)."""
+    missed = 1.0 - keras.ops.convert_to_numpy(top_k_hits(labels, probabilities, 1))
+    rows = [{"class": names[c], "top1_error": float(np.mean(missed[labels == c])),
              "images": int(np.sum(labels == c))} for c in range(len(names)) if np.any(labels == c)]
     return sorted(rows, key=lambda row: (-row["top1_error"], row["class"]))
 

@@ -7,6 +7,8 @@ into a temporary place of their own that they delete.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import shutil
 
@@ -33,6 +35,14 @@ class Backup(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, **kwargs)
         self.task = task
 
+    @staticmethod
+    def saved_epoch(backup_dir) -> int:
+        """The epoch a run with this backup resumes at (0 without one): where its training data must start."""
+        for name in ("training_metadata.json", "training_metadata.json.bkp"):  # the copy the parent falls back to
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                return int(read_json(os.path.join(backup_dir, name))["epoch"])
+        return 0
+
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":  # the parent saves only on its step count then
@@ -57,7 +67,8 @@ class Backup(keras.callbacks.BackupAndRestore):
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes).
+    """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes)
+    and the epoch's training and validation losses are finite.
 
     Every worker saves (see Backup); only the chief keeps the file and writes the record. The best error
     so far is read from the record when training starts, so every worker decides alike.
@@ -74,7 +85,9 @@ class KeepBest(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         val = validation_errors(logs)
-        if val is None or (self.best is not None and val["top1_error"] >= self.best):
+        if val is None or not all(math.isfinite(logs[key]) for key in ("loss", "val_loss")):
+            return  # a diverged network never becomes the best model, however its outputs rank
+        if self.best is not None and val["top1_error"] >= self.best:
             return
         self.best = val["top1_error"]
         chief = self.task.is_chief

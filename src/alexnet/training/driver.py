@@ -25,19 +25,20 @@ import tensorflow as tf
 from alexnet import rundir
 from alexnet.architectures import build_from_config
 from alexnet.config import Config
-from alexnet.data.pipeline import dataset_info, make_dataset
+from alexnet.data.pipeline import dataset_info, make_dataset, training_sample, training_stream
 from alexnet.data.service import through_service
 from alexnet.data.sources import DatasetInfo
 from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
 from alexnet.files import read_json, write_json
-from alexnet.metrics import compiled_metrics, training_loss, validation_errors
+from alexnet.metrics import compiled_metrics, errors_of, training_loss, validation_errors
 from alexnet.optim import PaperSGD
+from alexnet.random_streams import StepSeeds
 from alexnet.rundir import RunDir
 from alexnet.training.checkpoints import Backup, KeepBest
 from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
-from alexnet.training.reporting import TrainingReporter, peak_memory_gb
+from alexnet.training.reporting import TrainingReporter, peak_memory_gb, read_history
 from alexnet.training.schedule import LearningRateController
 from alexnet.training.stall import StallWatch
 from alexnet.training.upstream_fixes import apply_multi_worker_fixes
@@ -61,7 +62,8 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     history = fit(model, data, callbacks, config.train, task)
     reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
     timing = {"fit_seconds": time.perf_counter() - fit_start, **(reporter.totals if reporter else {})}
-    return finish(run, model, history, timing, started, task)
+    fitted = fitted_errors(model, config, run) if task.is_chief and config.eval.train_error_images else {}
+    return finish(run, model, history, {**timing, **fitted}, started, task)
 
 
 def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Strategy:
@@ -134,7 +136,8 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
           f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
           f"{info.num_train} training and {info.num_val} validation images in {len(info.class_names)} classes; "
           f"{steps_per_epoch} steps per epoch", flush=True)
-    train, val, sample = make_pipelines(config, f"{run.name}-{os.getpid()}", strategy)
+    start_epoch = Backup.saved_epoch(run / rundir.BACKUP)
+    train, val, sample = make_pipelines(config, f"{run.name}-{os.getpid()}", strategy, steps_per_epoch, start_epoch)
     # Workers must run the same number of validation steps (each is a collective): whole global batches only.
     validation_steps = t.validation_steps or (max(1, info.num_val // t.global_batch_size) if task.count > 1 else None)
     return TrainingData(info, steps_per_epoch, validation_steps, train, val, sample)
@@ -169,22 +172,28 @@ def processor_name() -> str:
     return platform.processor() or "unknown"
 
 
-def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy) -> tuple:
-    """The distributed training (repeated) and validation datasets, and 16 augmented training images with
-    their labels for TensorBoard and the stall check (None when none of them wants it)."""
+def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy, steps_per_epoch: int,
+                   start_epoch: int = 0) -> tuple:
+    """The distributed training (endless, from start_epoch, steps_per_epoch batches an epoch) and validation
+    datasets, and 16 augmented training images with their labels for TensorBoard and the stall check (None
+    when none of them wants it)."""
     t, data = config.train, config.data
 
-    def pipeline(split, seed=t.seed):
-        return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, seed,
+    def pipeline(split):
+        return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, t.seed,
                                         t.deterministic, ctx)
 
     def train_pipeline(ctx):
-        # Repeated, so that every epoch has steps_per_epoch batches however often fit() is resumed. Through
-        # the tf.data service, every service worker must shuffle and augment differently: no fixed seed.
+        # Endless and starting at the epoch the run resumes at: every epoch has steps_per_epoch batches, those
+        # an uninterrupted run draws. Through the tf.data service, every service worker must shuffle and
+        # augment differently: no fixed seed.
         if not data.service:
-            return pipeline("train")(ctx).repeat()
+            return training_stream(data, config.model.image_size, t.global_batch_size, t.seed, t.deterministic, ctx,
+                                   start_epoch, steps_per_epoch=steps_per_epoch)
         job = f"alexnet-{job_prefix}-{ctx.input_pipeline_id}"  # a job name is never reused while a service lives
-        return through_service(pipeline("train", seed=None)(ctx).repeat(), data.service, job)
+        return through_service(training_stream(data, config.model.image_size, t.global_batch_size, None,
+                                               t.deterministic, ctx, steps_per_epoch=steps_per_epoch),
+                               data.service, job)
 
     train = strategy.distribute_datasets_from_function(train_pipeline)
     val = strategy.distribute_datasets_from_function(pipeline("val"))
@@ -196,14 +205,19 @@ def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Stra
 
 
 def plan_steps(train_config, info: DatasetInfo, replicas: int) -> int:
-    """Steps per epoch; ConfigError when the global batch does not split over the replicas or fill one step."""
+    """Steps per epoch; ConfigError when the global batch does not split over the replicas or fill one step, or
+    train.steps_per_epoch asks for more than one pass over the training images."""
     batch = train_config.global_batch_size
     if batch % replicas:
         raise ConfigError(f"train.global_batch_size={batch} must be a multiple of the {replicas} replicas")
-    steps = train_config.steps_per_epoch or info.num_train // batch
-    if steps == 0:
+    whole = info.num_train // batch
+    if whole == 0:
         raise ConfigError(f"train.global_batch_size={batch} exceeds the {info.num_train} training images")
-    return steps
+    if train_config.steps_per_epoch > whole:
+        raise ConfigError(f"train.steps_per_epoch={train_config.steps_per_epoch} is more than one pass over the "
+                          f"{info.num_train} training images ({whole} steps of {batch}): an epoch is at most one pass; "
+                          f"set it to {whole} or less, or 0 for a whole pass")
+    return train_config.steps_per_epoch or whole
 
 
 def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strategy) -> keras.Model:
@@ -243,9 +257,11 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task =
     t = config.train
     chief = task.is_chief
     return [
+        # The schedule's state is written before the backup that resumes from it.
+        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=chief),
         Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True,
                delete_checkpoint=False),
-        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=chief),
+        StepSeeds(),
         *([TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
                             every_steps=config.tensorboard.every_steps)] if chief else []),
         *([StallWatch(run.path, t.stall_epochs, len(data.info.class_names), data.sample)]
@@ -287,14 +303,37 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
             watchdog.stop()
 
 
+def fitted_errors(model: keras.Model, config: Config, run: RunDir) -> dict:
+    """How well the final weights fit the training data: eval.train_error_images training images (a fixed
+    sample, alexnet/data/pipeline.py's training_sample) scored in inference mode with the eval pre-processing,
+    and the overfitting gap, the final validation top-1 error minus theirs (section 4's "overfitting")."""
+    started = time.perf_counter()
+    predict = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    probabilities, labels = [], []
+    for images, batch_labels in training_sample(config.data, config.model.image_size, config.train.global_batch_size,
+                                                config.eval.train_error_images):
+        probabilities.append(np.asarray(predict(images), np.float32))
+        labels.append(batch_labels.numpy())
+    errors = errors_of(np.concatenate(probabilities), np.concatenate(labels))
+    final_val = read_history(run.path)[-1]["val_top1_error"]
+    print(f"the final weights on {errors['images']} training images in inference mode: top-1 error "
+          f"{errors['top1_error']:.2%}, top-5 error {errors['top5_error']:.2%}; final validation top-1 error "
+          f"{final_val:.2%}, a gap of {final_val - errors['top1_error']:+.2%} ({time.perf_counter() - started:.0f} s)",
+          flush=True)
+    return {"train_top1_error": errors["top1_error"], "train_top5_error": errors["top5_error"],
+            "train_loss": errors["loss"], "train_images": errors["images"], "final_val_top1_error": final_val,
+            "overfitting_gap": final_val - errors["top1_error"]}
+
+
 def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, timing: dict, started: float,
            task: Task = SINGLE_WORKER) -> dict:
     """The finish stage: the chief exports the best model and writes the final metrics (the run is then
     complete); every worker reports, in a multi-worker job with a digest of its weights (equal on all).
 
     timing: fit_seconds (model.fit), and the chief's train_seconds and validation_seconds (the training
-    steps and the validation passes of this process); started: when train_and_evaluate began, so the final
-    metrics give the wall time and how much of it was neither steps nor validation."""
+    steps and the validation passes of this process), and fitted_errors' figures when measured; started:
+    when train_and_evaluate began, so the final metrics give the wall time and how much of it was neither
+    steps nor validation."""
     if task.count > 1:
         digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
         print(f"{task.name}: final weights sha256 {digest}", flush=True)
@@ -312,7 +351,8 @@ def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, ti
               f"(epoch {history.params['epochs']})")
     print(f"run directory: {run.path}\n"
           f"best validation top-1 error {best['val_top1_error']:.2%}, top-5 error {best['val_top5_error']:.2%} "
-          f"(epoch {best['epoch']}; kept as {rundir.BEST_MODEL} and exported)\n"
+          f"(epoch {best['epoch']}, chosen on this validation split, so an optimistic figure for new images; "
+          f"kept as {rundir.BEST_MODEL} and exported)\n"
           f"SavedModel:  {export_dir}\n"
           f"TensorBoard: make tensorboard   (then open http://localhost:6006)\n"
           f"predict:     make predict RUN={run.name} IMAGES=\"path/to/image.jpg\"", flush=True)

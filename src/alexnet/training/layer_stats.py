@@ -12,6 +12,10 @@ the other architectures), these scalars under `layers/<name>/`:
 - dead_fraction: the fraction of output units that are zero for every probe image;
 - gradient_norm and weight_norm: of the layer's kernel, for the probe batch's mean training loss; their ratio
   times the learning rate is the relative size of a step.
+
+and for each local response normalisation (lrn1, lrn2), `layers/<name>/gain_spread`: how much the layer's
+gain (output / input, where the input is positive) varies, its standard deviation over its mean. Near 0,
+LRN multiplies everything by one constant and normalises nothing (`lrn_gain_spreads`).
 """
 
 from __future__ import annotations
@@ -26,24 +30,50 @@ def weighted_layers(model: keras.Model) -> list:
     return [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
 
 
+def lrn_layers(model: keras.Model) -> list:
+    """The model's local response normalisation layers, in order (none in the owt variant)."""
+    from alexnet.model import LocalResponseNormalization
+
+    return [layer for layer in model.layers if isinstance(layer, LocalResponseNormalization)]
+
+
+def gain_spread(inputs, outputs) -> float:
+    """The relative standard deviation of outputs / inputs over the positions where inputs > 0."""
+    x, y = np.asarray(inputs, np.float64), np.asarray(outputs, np.float64)
+    gain = y[x > 0] / x[x > 0]
+    return float(gain.std() / gain.mean()) if gain.size else 0.0
+
+
+def lrn_gain_spreads(model: keras.Model, images) -> dict:
+    """{lrn layer name: gain_spread of its output over its input} for images, in inference mode."""
+    layers = lrn_layers(model)
+    probe = keras.Model(model.input, [t for layer in layers for t in (layer.input, layer.output)])
+    values = probe(images, training=False)
+    return {layer.name: gain_spread(values[2 * i], values[2 * i + 1]) for i, layer in enumerate(layers)}
+
+
 class LayerProbe:
     """Computes the statistics of the module doc for model's weighted layers on one batch."""
 
     def __init__(self, model: keras.Model):
         layers = weighted_layers(model)
         self.names = [layer.name for layer in layers]
+        self.lrn_names = [layer.name for layer in lrn_layers(model)]
+        lrn_ends = [t for layer in lrn_layers(model) for t in (layer.input, layer.output)]
         # Shares model's layers and weights.
-        self.model = keras.Model(model.inputs, [*(layer.output for layer in layers), model.output])
+        self.model = keras.Model(model.input, [*(layer.output for layer in layers), *lrn_ends, model.output])
         self.kernels = [layer.kernel for layer in layers]
         self.loss = keras.losses.get(model.loss)  # the compiled training loss (label smoothing included)
 
     def __call__(self, images, labels) -> dict:
         """{"layers/<name>/<statistic>": value} for images and their labels."""
         with tf.GradientTape() as tape:
-            *activations, probabilities = self.model(images, training=False)
+            *outputs, probabilities = self.model(images, training=False)
             loss = tf.reduce_mean(self.loss(labels, probabilities))
         gradients = tape.gradient(loss, [k.value for k in self.kernels])
-        stats = {}
+        activations, lrn_ends = outputs[: len(self.names)], outputs[len(self.names) :]
+        stats = {f"layers/{name}/gain_spread": gain_spread(lrn_ends[2 * i], lrn_ends[2 * i + 1])
+                 for i, name in enumerate(self.lrn_names)}
         for name, activation, kernel, gradient in zip(self.names, activations, self.kernels, gradients, strict=True):
             a = np.asarray(activation, np.float64).reshape(len(activation), -1)  # (images, units)
             rms = float(np.sqrt(np.mean(a**2)))

@@ -51,8 +51,12 @@ class LearningRateController(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
-        # After a resume this restores the state the previous epoch ended with.
-        self.state = dict(self._history().get(str(epoch - 1), self.state))
+        # After a resume this restores the state the last epoch on record before this one ended with (the
+        # previous epoch's, which the driver writes before the backup a resume starts from).
+        history = self._history()
+        earlier = [int(e) for e in history if int(e) < epoch]
+        if earlier:
+            self.state = dict(history[str(max(earlier))])
         if self.config.schedule == "step":
             self.state["drops"] = epoch // self.config.step_epochs
 
