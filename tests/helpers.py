@@ -4,6 +4,7 @@ Test modules import them from here (`from helpers import ...`); fixtures live in
 """
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+from alexnet import rundir
 from alexnet.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,6 +184,18 @@ def cli(args, timeout=300) -> tuple[int, str, str]:
     proc = run_cli(args)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
+
+
+def backup_positions(run_dir) -> list[tuple[int, int]]:
+    """(epoch, step within it) of every backup the run directory holds, from their manifests."""
+    positions = []
+    for manifest in sorted((Path(run_dir) / rundir.BACKUP).glob("step-*.json")):
+        try:
+            record = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced
+        positions.append((record["epoch"], record["step"]))
+    return positions
 
 
 def tiny_config(data_dir, *extra):

@@ -112,3 +112,10 @@ def test_the_start_up_filter_keeps_what_the_level_asks_for():
     other = "Segmentation fault in a library that is not TensorFlow\n"
     assert [native_logs._is_hidden(line, 1) for line in (info, error, banner, other)] == [True, False, True, False]
     assert [native_logs._is_hidden(line, 3) for line in (info, error, banner, other)] == [True, True, True, False]
+
+
+def test_the_readmes_exit_code_table_is_the_one_in_errors_py():
+    table = errors.__doc__[errors.__doc__.index("| code |"):].strip()
+    assert table in (ROOT / "README.md").read_text()
+    codes = [int(line.split("|")[1]) for line in table.splitlines()[2:]]
+    assert codes == sorted(codes) and {5, 6, 7, 130, 138, 143} <= set(codes)

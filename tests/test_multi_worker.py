@@ -16,7 +16,7 @@ import yaml
 
 from alexnet import rundir
 from alexnet.training.upstream_fixes import UPSTREAM_ISSUES
-from helpers import ROOT, TINY, scalars, steps
+from helpers import ROOT, TINY, backup_positions, scalars, steps
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
@@ -155,15 +155,10 @@ def test_a_lost_worker_stops_the_survivor_with_a_restart_code_and_a_restart_resu
                "train.peer_timeout_seconds=60", "train.schedule=step", "train.step_epochs=1", "train.warmup_epochs=0",
                "tensorboard.images=false", "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0"]
     run = tmp_path / "lost"
-    metadata = run / rundir.BACKUP / "training_metadata.json"
     chief, worker = start_workers(command)
     deadline = time.time() + WATCHDOG_SECONDS
     while time.time() < deadline and chief.poll() is None:  # kill worker 1 after a mid-epoch backup of epoch 2
-        try:
-            state = json.loads(metadata.read_text())
-        except (OSError, ValueError):
-            state = {}
-        if state.get("epoch") == 1 and state.get("batch", 0) >= 1:
+        if any(epoch == 1 and step >= 1 for epoch, step in backup_positions(run)):
             break
         time.sleep(0.05)
     worker.send_signal(signal.SIGKILL)

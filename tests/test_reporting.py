@@ -59,3 +59,35 @@ def test_a_process_started_by_a_large_one_reports_its_own_peak_memory():
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     parent = reporting.peak_memory_gb()
     assert held.sum() > 0 and 0.01 < child < parent - 0.3, (child, parent)  # getrusage gave the child >= parent
+
+
+def test_the_epoch_reporters_cope_with_a_diverged_networks_nan_weights(small_data, tmp_path):
+    """A run that diverged before the guard stopped it (train.max_loss_multiple=0 lets a huge loss through)
+    leaves NaN weights: histograms, conv1's filters, the layer statistics and the epoch line still write."""
+    from alexnet.training.driver import build_model
+    from helpers import all_tags, scalars, tiny_config
+
+    assert reporting.histogram_buckets(np.array([1.0, np.nan, 3.0, np.inf]))[:, 2].sum() == 2  # finite ones
+    assert reporting.histogram_buckets(np.full(5, np.nan))[:, 2].sum() == 0
+    grid = reporting.conv1_filter_grid(np.full((11, 11, 3, 4), np.nan, np.float32))
+    assert np.all(np.isfinite(grid))
+    config = tiny_config(small_data)
+    model = build_model(config, 10, tf.distribute.get_strategy())
+    for weight in model.weights:
+        if weight.trainable:
+            weight.assign(np.full(weight.shape, np.nan, np.float32))
+    rng = np.random.default_rng(0)
+    sample = (rng.integers(0, 256, (4, 67, 67, 3), dtype=np.uint8), rng.integers(0, 10, 4))
+    reporter = reporting.TrainingReporter(tmp_path, config, 8, sample=sample)
+    reporter.set_model(model)
+    reporter.set_params({"epochs": 1, "steps": 2})
+    reporter.on_train_begin()
+    reporter.on_epoch_begin(0)
+    reporter.on_train_batch_begin(0)
+    nan = {"loss": np.nan, "top1": 0.0, "top5": 0.0}
+    reporter.on_epoch_end(0, {**nan, **{f"val_{k}": v for k, v in nan.items()}})
+    assert np.isnan(reporting.read_history(tmp_path)[0]["loss"])
+    reporter.on_train_end()
+    tags = all_tags(tmp_path)
+    assert {"filters/conv1", "inputs/augmented", "weights/conv1/kernel"} <= tags, tags
+    assert "layers/conv1/activation_rms" in scalars(tmp_path / "train")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from alexnet import rundir
-from alexnet.training.checkpoints import Backup
+from alexnet.training import driver
 from alexnet.training.driver import train_and_evaluate
 from alexnet.training.reporting import read_history
-from helpers import TINY, run_cli, scalars, steps, tiny_config
+from helpers import TINY, backup_positions, run_cli, scalars, steps, tiny_config
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
@@ -23,19 +23,11 @@ SCHEDULE = ["train.schedule=step", "train.step_epochs=1", "train.learning_rate=0
 
 def kill_in_the_second_epoch(args, run_dir):
     """Starts training in a subprocess and SIGKILLs it after a mid-epoch backup of the second epoch."""
-    metadata = run_dir / rundir.BACKUP / "training_metadata.json"
     proc = run_cli(args)
     deadline = time.time() + 240
-    while time.time() < deadline:
-        if metadata.exists():
-            try:
-                state = json.loads(metadata.read_text())
-            except json.JSONDecodeError:
-                state = {}
-            if state.get("epoch") == 1 and state.get("batch", 0) >= 1:
-                break
+    while time.time() < deadline and not any(epoch == 1 and step >= 1 for epoch, step in backup_positions(run_dir)):
         time.sleep(0.05)
-    else:
+    if time.time() >= deadline:
         proc.kill()
         pytest.fail("no mid-epoch backup appeared: " + "".join(proc.communicate()))
     proc.send_signal(signal.SIGKILL)
@@ -55,21 +47,24 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
     # The same command again, in this process, watching what the backup restores.
     restored = {}
 
-    def spy(self, logs=None):
-        original(self, logs)
-        optimizer = self.model.optimizer
-        restored["iterations"] = int(optimizer.iterations.numpy())
-        restored["momentum"] = [np.asarray(v) for v in optimizer.momentums]
+    def spy(model, backup):
+        original(model, backup)
+        restored["iterations"] = int(model.optimizer.iterations.numpy())
+        restored["momentum"] = [np.asarray(v) for v in model.optimizer.momentums]
+        restored["position"] = backup.position
 
-    original = Backup.on_train_begin
-    monkeypatch.setattr(Backup, "on_train_begin", spy)
+    original = driver.restore
+    monkeypatch.setattr(driver, "restore", spy)
     config = tiny_config(small_data, *overrides[len(TINY) + 1 :])
     train_and_evaluate(config, run_dir)
     output = capsys.readouterr().out
     assert f"epoch {EPOCHS}/{EPOCHS}:" in output and "epoch 1/" not in output  # resumed, not restarted
+    # At the step backed up, inside the second epoch: its first steps are not trained again.
+    epoch, step = restored["position"].epoch, restored["position"].step
+    assert epoch == 1 and step >= 1 and f"resumed at epoch 2, step {step}" in output
 
     # The optimizer's step count and its momentum slots come back (a fresh optimizer has zeros).
-    assert STEPS < restored["iterations"] < 2 * STEPS
+    assert restored["iterations"] == STEPS + step
     assert all(np.any(m != 0) for m in restored["momentum"])
 
     # Every epoch ran at its scheduled rate, the resumed ones included.
@@ -87,7 +82,7 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
             seen = steps(events)
             assert seen == sorted(set(seen)), f"{tag} has duplicate or decreasing steps: {seen}"
     batch_steps = steps(train_series["loss"])
-    assert max(np.diff(batch_steps)) < STEPS, f"a whole epoch is missing from {batch_steps}"
+    assert batch_steps == list(range(1, EPOCHS * STEPS + 1)), batch_steps  # every step once
     assert len(val["epoch_top1_error"]) == EPOCHS and batch_steps[-1] >= EPOCHS * STEPS
 
     # The best model of before the kill is kept unless a later epoch was strictly better.

@@ -27,12 +27,18 @@ def val_logs(top1: float) -> dict:
     return {"loss": 1.0, "top1": 0.5, "top5": 0.9, "val_loss": 1.0, "val_top1": top1, "val_top5": 0.9}
 
 
+def begin_step(callback, epoch, batch):
+    """on_train_batch_begin at that step, the optimizer's step count where fit would have it."""
+    callback.model.optimizer.iterations.assign(epoch * callback.steps_per_epoch + batch)
+    callback.on_train_batch_begin(batch)
+
+
 def epoch_rates(callback, val_top1, first_epoch=0):
     """The rate of the first step of each epoch, with val_top1[i] reported at the end of epoch first_epoch + i."""
     rates = []
     for epoch, top1 in enumerate(val_top1, start=first_epoch):
         callback.on_epoch_begin(epoch)
-        callback.on_train_batch_begin(0)
+        begin_step(callback, epoch, 0)
         rates.append(float(callback.model.optimizer.learning_rate))
         callback.on_epoch_end(epoch, val_logs(top1))
     return rates
@@ -56,7 +62,7 @@ def test_step_schedule_and_linear_warmup(tmp_path):
     callback.on_epoch_begin(0)
     warmup = []
     for batch in range(4):
-        callback.on_train_batch_begin(batch)
+        begin_step(callback, 0, batch)
         warmup.append(float(callback.model.optimizer.learning_rate))
     assert warmup == pytest.approx([0.025, 0.05, 0.075, 0.1])
     callback.on_epoch_end(0, val_logs(0.5))
@@ -75,7 +81,7 @@ def test_cosine_schedule_falls_from_the_rate_to_zero_after_the_warmup(tmp_path):
     for epoch in range(3):
         callback.on_epoch_begin(epoch)
         for batch in range(4):
-            callback.on_train_batch_begin(batch)
+            begin_step(callback, epoch, batch)
             rates[epoch * 4 + batch] = float(callback.model.optimizer.learning_rate)
         callback.on_epoch_end(epoch, val_logs(0.5))
     assert [rates[s] for s in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # warm-up
@@ -95,3 +101,13 @@ def test_a_resume_reads_the_latest_state_on_record_and_the_driver_writes_it_befo
     callbacks = make_callbacks(config, run, load_data(config, run, tf.distribute.get_strategy()))
     kinds = [type(c) for c in callbacks]
     assert kinds.index(LearningRateController) < kinds.index(Backup)  # Keras calls on_epoch_end in list order
+
+
+def test_the_rate_follows_the_optimizers_step_not_the_batch_index(tmp_path):
+    """A run resumed mid-epoch fits the rest of that epoch with batch indices from 0: the warm-up must follow
+    the step the backup restored."""
+    callback = controller(tmp_path, schedule="constant", warmup_epochs=1)
+    callback.on_epoch_begin(0)
+    callback.model.optimizer.iterations.assign(2)  # resumed after 2 of 4 warm-up steps
+    callback.on_train_batch_begin(0)
+    assert float(callback.model.optimizer.learning_rate) == pytest.approx(0.075)

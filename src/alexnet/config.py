@@ -166,8 +166,12 @@ class TrainConfig:
     # 0: one pass over the data per epoch.
     steps_per_epoch: int = field(default=0, metadata=_range(0))
     validation_steps: int = field(default=0, metadata=_range(0))
-    # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only.
+    # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only. A resumed run
+    # continues from the step backed up (a SIGTERM or Ctrl-C also backs up the step it stops at).
     backup_every_steps: int = field(default=0, metadata=_range(0))
+    # Stop the run (exit status 6) at the first step whose training loss is not finite or above this many
+    # times ln(classes), the loss of a uniform guess; 0: only a loss that is not finite.
+    max_loss_multiple: float = field(default=10.0, metadata=_range(0.0))
     # A training loss still within 5% of ln(classes) at the end of this epoch is reported as a stalled start,
     # with the layer that went silent (alexnet/training/stall.py); 0: no check.
     stall_epochs: int = field(default=3, metadata=_range(0))

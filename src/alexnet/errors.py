@@ -11,8 +11,12 @@ and its exit status. The codes follow the convention cluster job controllers use
 | 2 | configuration error: unknown key, wrong type or value, bad command line | no: fix the command |
 | 3 | missing or mismatched data, or a missing run, model or export | no: fix the data or the run name |
 | 4 | the run is already finished | no: choose another RUN= |
-| 130 | interrupted (Ctrl-C) | yes: the same command resumes |
+| 5 | another live process is training the run (its host and process are named) | no: one writer per run |
+| 6 | the training loss diverged (not finite, or above train.max_loss_multiple x ln(classes)) | no: change the recipe |
+| 7 | no space left on the device holding the run (the path and the space needed are named) | no: free space first |
+| 130 | interrupted (Ctrl-C): the current step finished and backed up | yes: the same command resumes |
 | 138 | a peer worker was lost: restart all workers with the same command | yes |
+| 143 | terminated (SIGTERM, a preemption): the current step finished and backed up | yes: the same command resumes |
 """
 
 from __future__ import annotations
@@ -46,6 +50,34 @@ class PeerLostError(AlexNetError):
     """A worker of a multi-worker job stopped answering; every worker must be restarted together."""
 
     exit_code = 138
+
+
+class RunBusyError(AlexNetError):
+    """The run directory is held by another live process (alexnet/rundir.py's RunLock)."""
+
+    exit_code = 5
+
+
+class DivergedError(AlexNetError):
+    """The training loss stopped being finite or grew past its bound: the run is stopped at that step."""
+
+    exit_code = 6
+
+
+class DiskFullError(AlexNetError):
+    """No space left on the device holding the run; what was written before is intact."""
+
+    exit_code = 7
+
+
+class StoppedBySignal(AlexNetError):
+    """SIGTERM or SIGINT: the current step finished and a backup recorded it. Exit status 128 + the signal."""
+
+    exit_code = 143  # 128 + SIGTERM; 130 for SIGINT
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
 
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C

@@ -12,12 +12,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
+import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from alexnet.config import Config, config_yaml, load_config
-from alexnet.errors import DataError, RunFinishedError
+from alexnet.errors import DataError, RunBusyError, RunFinishedError
 from alexnet.files import read_json, write_text
 
 CONFIG = "config.yaml"
@@ -39,10 +45,13 @@ EVAL_EVENTS = "eval"
 LR_FIND = "lr_find"
 LR_FIND_PLOT = "lr_find.png"
 LR_FIND_RECORD = "lr_find.json"
+LOCK = "lock.json"
 
 # What each entry holds, in the order a run writes them. README's "What a run writes" table is this table
 # (a test compares the two).
 CONTENTS = {
+    LOCK: ("while a process trains the run: its host, process id and start time, refreshed every 10 s; another "
+           "`train` into the run stops with exit status 5 (RunLock)"),
     CONFIG: "the resolved configuration",
     CLASSES: "class names, in label order",
     RUN_INFO: ("the command, when it started (and how often it resumed), the machine, the package versions and "
@@ -59,15 +68,17 @@ CONTENTS = {
                  "on the validation split it is reported on: an optimistic figure for new images)"),
     BEST_RECORD: "the best epoch and its validation errors",
     LR_SCHEDULE: "the learning-rate schedule's state after every epoch (a resumed run continues it)",
-    f"{BACKUP}/": ("weights, optimizer and epoch, saved every epoch and every `train.backup_every_steps` steps; "
-                   "removed when the run completes"),
+    f"{BACKUP}/": ("the two newest backups: weights and optimizer (`step-N.weights.h5`) and a manifest (`step-N.json`: "
+                   "the epoch, the step in it, the epoch's metric sums, the file's size and SHA-256), saved every "
+                   "epoch, every `train.backup_every_steps` steps and on SIGTERM/SIGINT; removed when the run "
+                   "completes"),
     f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps=5-10`',
     f"{EXPORT}/": "the SavedModel",
     FINAL_METRICS: ("written last (the run is complete): the best epoch's errors, times, peak memory, and with "
                     "`eval.train_error_images` the final weights' errors on that many training images in inference "
                     "mode and the overfitting gap"),
     EVAL_RECORD: ("`make eval`: centre-crop and 10-crop top-1/top-5 error, loss, images and seconds, their time "
-                  "ratio, and the per-class top-1 error, worst first"),
+                  "ratio, the per-class top-1 error, worst first, and how much LRN's gain varies across positions"),
     f"{EVAL_EVENTS}/": ("`make eval`: TensorBoard, the errors at the best model's step, the Table 2 layout as text, "
                         "the confusion matrix, Figure 4 (top-5 predictions; nearest training images in fc7) and "
                         "the fc7 projector"),
@@ -137,6 +148,115 @@ class RunDir:
             raise DataError(
                 f"{data_description} has {len(data_class_names)} classes that do not match the "
                 f"{len(own)} in {self.path / CLASSES} ({detail}); evaluate on data with the run's classes")
+
+
+class RunLock:
+    """One writer per run directory: the training process holds RUN/lock.json while it trains.
+
+    The file names the host, the process id, the process's start time and when it took the lock, and its
+    modification time is refreshed every HEARTBEAT_SECONDS by a thread. Another process meets a held lock
+    with RunBusyError naming them. A lock is left behind only by a process that died without cleaning up;
+    it is taken over, with a line saying so, when its holder is known dead: on this host, no process with
+    that id and start time runs; on another host (a shared file system), the file has not been refreshed
+    for STALE_SECONDS. Taking over renames the old file away first, so of two processes that both find it
+    stale one takes it.
+
+    Example:
+        with RunLock(run.path):
+            train()
+    """
+
+    HEARTBEAT_SECONDS = 10
+    STALE_SECONDS = 60
+
+    def __init__(self, run_path: str | Path):
+        self.path = Path(run_path) / LOCK
+        self.run = Path(run_path)
+        self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "process_start": _process_start(os.getpid()),
+                       "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        self._stop = threading.Event()
+
+    def __enter__(self) -> RunLock:
+        self.run.mkdir(parents=True, exist_ok=True)
+        while not self._create():
+            other = self._read()
+            if other is not None and self._alive(other):
+                raise RunBusyError(
+                    f"run {self.run} is being trained by process {other.get('pid')} on host {other.get('host')} "
+                    f"(since {other.get('since')}): wait for it to finish or stop it, or train under another "
+                    f"RUN=name; {self.path} is the lock")
+            self._take_over(other)
+        threading.Thread(target=self._heartbeat, name="run-lock-heartbeat", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._read() == self.holder:
+            self.path.unlink(missing_ok=True)
+
+    def _create(self) -> bool:
+        """Writes the lock file if there is none (O_EXCL: one creator wins); whether this process now holds it."""
+        try:
+            descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w") as f:
+            json.dump(self.holder, f)
+        return True
+
+    def _read(self) -> dict | None:
+        """The holder the lock file names; None when it is gone or unreadable (half written by a crash)."""
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _alive(self, other: dict) -> bool:
+        """Whether the lock's holder may still be running (see the class doc)."""
+        if other.get("host") == self.holder["host"]:
+            return _process_start(other.get("pid")) == other.get("process_start") is not None
+        try:
+            return time.time() - self.path.stat().st_mtime < self.STALE_SECONDS
+        except FileNotFoundError:
+            return False
+
+    def _take_over(self, other: dict | None) -> None:
+        """Moves a dead holder's lock aside (one of two racing processes succeeds; the other tries again)."""
+        aside = self.path.with_name(f".{LOCK}.{self.holder['host']}.{os.getpid()}.stale")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return
+        aside.unlink(missing_ok=True)
+        who = (f"process {other.get('pid')} on host {other.get('host')}, which is no longer running"
+               if other else "a process that died while writing it")
+        print(f"run {self.run}: took over the lock left by {who}", flush=True)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.HEARTBEAT_SECONDS):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+
+def _process_start(pid) -> str | None:
+    """The start time of process pid (field 22 of Linux's /proc/PID/stat, in clock ticks since boot), so that a
+    reused process id is not taken for the lock's holder; "running" where /proc is absent; None when no such
+    process runs."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        if not Path("/proc/self/stat").exists():  # no /proc (macOS): whether the id is in use at all
+            try:
+                os.kill(int(pid), 0)
+                return "running"
+            except ProcessLookupError:
+                return None
+            except PermissionError:
+                return "running"
+        return None
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
 
 
 def unfinished_runs(study: Path, plan: list[tuple[str, int]], label: str) -> Iterator[tuple[RunDir, str, int]]:

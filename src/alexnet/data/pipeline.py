@@ -114,16 +114,18 @@ def training_stream(data, image_size: int, global_batch_size: int, seed: int | N
     """The training batches of one input pipeline, epoch after epoch from start_epoch (`epochs` of them, or
     without end).
 
-    Every epoch is a pass over the pipeline's share of the training split (its first steps_per_epoch
-    batches when given), shuffled and augmented (data.augment, see training_examples) from seed's streams for
-    that epoch (None: drawn afresh), in batches of equal size (drop_remainder, so every worker takes the
-    same number of steps). Epoch e is the same whichever process trains it, so a resumed run starts at its
-    epoch (and skip_batches into it, skipped before any image is decoded) and sees what an uninterrupted
-    run sees. deterministic fixes the order of a parallel map's results.
+    Every epoch is a pass over the pipeline's share of the training split (the batches of its first
+    steps_per_epoch steps when given), shuffled and augmented (data.augment, see training_examples) from
+    seed's streams for that epoch (None: drawn afresh), in batches of equal size (drop_remainder, so every
+    worker takes the same number of steps). Epoch e is the same whichever process trains it, so a resumed run
+    starts at its epoch (and skip_batches steps into it, skipped before any image is decoded) and sees what
+    an uninterrupted run sees. deterministic fixes the order of a parallel map's results.
     """
     pipelines, pipeline_id = _pipeline(input_context)
     batch = _batch_size(global_batch_size, input_context)
     examples = training_examples(data, image_size, seed, pipelines, pipeline_id)
+    # A step takes one batch from each of this pipeline's replicas (MirroredStrategy: all of them, in turn).
+    per_step = input_context.num_replicas_in_sync // pipelines if input_context else 1
 
     def epoch_batches(epoch):
         if seed is not None:
@@ -131,9 +133,9 @@ def training_stream(data, image_size: int, global_batch_size: int, seed: int | N
             # into them (and reads a tensor seed as a Python bool when that global seed is 0). The graph is
             # this function's own, traced once.
             tf.compat.v1.set_random_seed(PIPELINE_GRAPH_SEED)
-        skip = tf.where(epoch == start_epoch, tf.constant(skip_batches * batch, tf.int64), 0)
+        skip = tf.where(epoch == start_epoch, tf.constant(skip_batches * per_step * batch, tf.int64), 0)
         batches = examples(epoch, skip).batch(batch, drop_remainder=True)
-        return batches.take(steps_per_epoch - skip // batch) if steps_per_epoch else batches
+        return batches.take(steps_per_epoch * per_step - skip // batch) if steps_per_epoch else batches
 
     end = tf.int64.max if epochs is None else start_epoch + epochs
     stream = tf.data.Dataset.range(start_epoch, end).flat_map(epoch_batches)

@@ -7,7 +7,8 @@ data.flip=false, gets the five patches alone). Then:
 
 - a table laid out like the paper's Table 2, beside the published figures, printed and in TensorBoard;
 - logs/RUN/eval.json: both passes (top-1 / top-5 error, loss, images, seconds; crops), their time ratio, the
-  per-class top-1 error (worst first);
+  per-class top-1 error (worst first), and how much LRN's gain varies across positions (lrn_gain_spread,
+  alexnet/training/layer_stats.py; near 0 it normalises nothing);
 - TensorBoard (logs/RUN/eval/): the errors as scalars at the best model's step, the table as text, a
   confusion matrix, Figure 4 left (top-5 predictions of validation images) and right (the training
   images nearest in fc7), and the fc7 vectors of validation images in the Projector tab.
@@ -35,7 +36,7 @@ from alexnet.metrics import errors_of, top_k_hits
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.projector import write_projector
-from alexnet.training.layer_stats import weighted_layers
+from alexnet.training.layer_stats import lrn_gain_spreads, weighted_layers
 
 # The multi-crop row of Table 2, by the number of crops averaged (5: a run trained with data.flip=false).
 TEN_CROP_ROWS = {10: "10 crops", 5: "5 crops, no mirrors (trained without flips)"}
@@ -49,6 +50,7 @@ IMAGENET = "imagenet2012"
 THUMBNAIL = 64  # pixels a side of the images in the figures and the projector's sprite
 CONFUSION_LIMIT = 100  # classes shown whole in the confusion matrix; above, the most confused ones
 CONFUSION_SHOWN = 50
+LRN_IMAGES = 64  # validation images whose LRN gain spread eval.json reports
 
 
 def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
@@ -81,11 +83,18 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         "per_class_top1_error": per_class_errors(centre["probabilities"], centre["labels"], names),
     }
     result["ten_crop_over_centre_seconds"] = crops["seconds"] / max(centre["seconds"], 1e-9)
+    lrn_images = next(iter(make_dataset(data, "val", size, LRN_IMAGES)))[0]
+    spreads = lrn_gain_spreads(model, lrn_images)
+    result["lrn_gain_spread"] = {**spreads, "images": int(len(lrn_images))}
     table = table2(result, dataset_name(data))
     write_json(run / rundir.EVAL_RECORD, result)
     step = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) if model.optimizer else 0
     write_tensorboard(run, step, result, table, centre, train_sample, names, settings)
     print(table)
+    if spreads:
+        varies = ", ".join(f"{name} {value:.1%}" for name, value in spreads.items())
+        print(f"LRN's gain (output / input) varies across positions by {varies} (standard deviation / mean, the "
+              f"first {len(lrn_images)} validation images)")
     print(f"{crops['crops']}-crop pass / centre pass: {result['ten_crop_over_centre_seconds']:.1f}x the time "
           f"({crops['seconds']:.1f} s / {centre['seconds']:.1f} s for {result['centre']['images']} images)\n"
           f"wrote {run / rundir.EVAL_RECORD} and TensorBoard {run / rundir.EVAL_EVENTS} "

@@ -34,10 +34,22 @@ from alexnet.files import read_json, write_json
 from alexnet.metrics import compiled_metrics, errors_of, training_loss, validation_errors
 from alexnet.optim import PaperSGD
 from alexnet.random_streams import StepSeeds
-from alexnet.rundir import RunDir
-from alexnet.training.checkpoints import Backup, KeepBest
+from alexnet.rundir import RunDir, RunLock
+from alexnet.training.checkpoints import (
+    START,
+    Backup,
+    KeepBest,
+    Position,
+    SavedBackup,
+    disk_full_error,
+    find_backup,
+    is_disk_full,
+    restore,
+    state_bytes,
+)
 from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
+from alexnet.training.guards import DivergenceGuard, SignalStop
 from alexnet.training.reporting import TrainingReporter, peak_memory_gb, read_history
 from alexnet.training.schedule import LearningRateController
 from alexnet.training.stall import StallWatch
@@ -54,16 +66,23 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     run, task = RunDir(run_dir), current_task()
     strategy = make_strategy(config.train, task)
     seed_run(config.train)
-    run.start(config, write=task.is_chief)
-    data = load_data(config, run, strategy, task)
-    model = build_model(config, len(data.info.class_names), strategy)
-    callbacks = make_callbacks(config, run, data, task)
-    fit_start = time.perf_counter()
-    history = fit(model, data, callbacks, config.train, task)
-    reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
-    timing = {"fit_seconds": time.perf_counter() - fit_start, **(reporter.totals if reporter else {})}
-    fitted = fitted_errors(model, config, run) if task.is_chief and config.eval.train_error_images else {}
-    return finish(run, model, history, {**timing, **fitted}, started, task)
+    with RunLock(run.path) if task.is_chief else contextlib.nullcontext():  # one writer per run directory
+        run.start(config, write=task.is_chief)
+        backup = find_backup(run / rundir.BACKUP)
+        data = load_data(config, run, strategy, task, backup.position if backup else START)
+        model = build_model(config, len(data.info.class_names), strategy)
+        if backup:
+            with strategy.scope():  # the optimizer's variables are built there
+                restore(model, backup)
+            print(f"resumed at epoch {backup.position.epoch + 1}, step {backup.position.step} "
+                  f"(backup {backup.manifest.with_suffix('')})", flush=True)
+        callbacks = make_callbacks(config, run, data, task, backup)
+        fit_start = time.perf_counter()
+        history = fit(model, data, callbacks, config.train, task)
+        reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
+        timing = {"fit_seconds": time.perf_counter() - fit_start, **(reporter.totals if reporter else {})}
+        fitted = fitted_errors(model, config, run) if task.is_chief and config.eval.train_error_images else {}
+        return finish(run, model, history, {**timing, **fitted}, started, task)
 
 
 def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Strategy:
@@ -117,14 +136,17 @@ class TrainingData:
     info: DatasetInfo
     steps_per_epoch: int
     validation_steps: int | None  # None: the whole validation split
-    train: tf.distribute.DistributedDataset
+    start: Position  # where training starts (resumes)
+    train: tf.distribute.DistributedDataset  # from start; its epoch start.epoch has only the steps left
     val: tf.distribute.DistributedDataset
     sample: tuple | None  # (images, labels): 16 augmented training images for TensorBoard and the stall check
+    train_after: tf.distribute.DistributedDataset | None  # from the epoch after start's, when start is mid-epoch
 
 
-def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
-              task: Task = SINGLE_WORKER) -> TrainingData:
-    """The data stage: class names into the run, the batch checked against the replicas, one pipeline per worker."""
+def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy, task: Task = SINGLE_WORKER,
+              start: Position = START) -> TrainingData:
+    """The data stage: class names into the run, the batch checked against the replicas, one pipeline per worker,
+    the training data from `start` (a resumed run's position)."""
     t = config.train
     info = dataset_info(config.data)
     steps_per_epoch = plan_steps(t, info, strategy.num_replicas_in_sync)
@@ -136,11 +158,13 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy,
           f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
           f"{info.num_train} training and {info.num_val} validation images in {len(info.class_names)} classes; "
           f"{steps_per_epoch} steps per epoch", flush=True)
-    start_epoch = Backup.saved_epoch(run / rundir.BACKUP)
-    train, val, sample = make_pipelines(config, f"{run.name}-{os.getpid()}", strategy, steps_per_epoch, start_epoch)
+    prefix = f"{run.name}-{os.getpid()}"
+    train, val, sample = make_pipelines(config, prefix, strategy, steps_per_epoch, start)
+    after = make_pipelines(config, f"{prefix}-after", strategy, steps_per_epoch, Position(start.epoch + 1))[0] \
+        if start.step else None
     # Workers must run the same number of validation steps (each is a collective): whole global batches only.
     validation_steps = t.validation_steps or (max(1, info.num_val // t.global_batch_size) if task.count > 1 else None)
-    return TrainingData(info, steps_per_epoch, validation_steps, train, val, sample)
+    return TrainingData(info, steps_per_epoch, validation_steps, start, train, val, sample, after)
 
 
 def run_info(run: RunDir, config: Config, info: DatasetInfo, strategy: tf.distribute.Strategy, task: Task) -> dict:
@@ -173,8 +197,8 @@ def processor_name() -> str:
 
 
 def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy, steps_per_epoch: int,
-                   start_epoch: int = 0) -> tuple:
-    """The distributed training (endless, from start_epoch, steps_per_epoch batches an epoch) and validation
+                   start: Position = START) -> tuple:
+    """The distributed training (endless, from start, steps_per_epoch batches an epoch) and validation
     datasets, and 16 augmented training images with their labels for TensorBoard and the stall check (None
     when none of them wants it)."""
     t, data = config.train, config.data
@@ -189,10 +213,10 @@ def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Stra
         # augment differently: no fixed seed.
         if not data.service:
             return training_stream(data, config.model.image_size, t.global_batch_size, t.seed, t.deterministic, ctx,
-                                   start_epoch, steps_per_epoch=steps_per_epoch)
+                                   start.epoch, start.step, steps_per_epoch)
         job = f"alexnet-{job_prefix}-{ctx.input_pipeline_id}"  # a job name is never reused while a service lives
         return through_service(training_stream(data, config.model.image_size, t.global_batch_size, None,
-                                               t.deterministic, ctx, steps_per_epoch=steps_per_epoch),
+                                               t.deterministic, ctx, start.epoch, start.step, steps_per_epoch),
                                data.service, job)
 
     train = strategy.distribute_datasets_from_function(train_pipeline)
@@ -251,16 +275,19 @@ def compile_model(model: keras.Model, train_config) -> None:
                   metrics=compiled_metrics(), jit_compile=train_config.jit_compile)
 
 
-def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task = SINGLE_WORKER) -> list:
-    """The callbacks stage: backups, learning-rate schedule, TensorBoard reporting and the stall check (the
-    chief's), best model, frozen layers."""
+def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task = SINGLE_WORKER,
+                   resumed: SavedBackup | None = None) -> list:
+    """The callbacks stage, in the order Keras calls them: the divergence check (before anything saves a
+    step), the learning-rate schedule (its state written before the backup that resumes from it), backups,
+    the per-step random streams, TensorBoard reporting and the stall check (the chief's), best model, frozen
+    layers, and last the stop on a signal (single-worker runs: every other callback has seen the step)."""
     t = config.train
     chief = task.is_chief
+    backup = Backup(run / rundir.BACKUP, data.steps_per_epoch, t.backup_every_steps, task, resumed)
     return [
-        # The schedule's state is written before the backup that resumes from it.
+        DivergenceGuard(len(data.info.class_names), t.max_loss_multiple, data.steps_per_epoch),
         LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=chief),
-        Backup(str(run / rundir.BACKUP), task, save_freq=t.backup_every_steps or "epoch", double_checkpoint=True,
-               delete_checkpoint=False),
+        backup,
         StepSeeds(),
         *([TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
                             every_steps=config.tensorboard.every_steps)] if chief else []),
@@ -268,39 +295,68 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task =
           if chief and t.stall_epochs else []),
         KeepBest(run, task),
         *([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else []),
+        *([SignalStop(backup)] if task.count == 1 else []),
     ]
 
 
 def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
         task: Task = SINGLE_WORKER) -> keras.callbacks.History:
-    """The fit stage: model.fit for the epochs left (a resumed run skips the finished ones).
+    """The fit stage: model.fit for the epochs left, from data.start.
 
-    In a multi-worker job a lost peer ends training with PeerLostError (exit status 138: restart all
-    workers): from TensorFlow's error, or from a watchdog when no step finishes in train.peer_timeout_seconds.
+    A run resumed mid-epoch trains the rest of that epoch in a fit of its own (its first steps are in the
+    backup: fit cannot start an epoch at a step), then the epochs after it; the History holds both.
+    SIGTERM and SIGINT stop a single-worker run after the current step (SignalStop). In a multi-worker job a
+    lost peer ends training with PeerLostError (exit status 138: restart all workers): from TensorFlow's
+    error, or from a watchdog when no step finishes in train.peer_timeout_seconds. A full disk anywhere in
+    the run's writers ends it with DiskFullError.
     """
     watchdog = PeerWatchdog(task, train_config.peer_timeout_seconds) if task.count > 1 else None
     if watchdog:
         tick = lambda *args, **kwargs: watchdog.tick()  # noqa: E731
         callbacks = [*callbacks, keras.callbacks.LambdaCallback(on_train_batch_end=tick, on_epoch_end=tick,
                                                                 on_test_batch_end=tick)]
+    signals = next((c for c in callbacks if isinstance(c, SignalStop)), None)
+    backup = next(c for c in callbacks if isinstance(c, Backup))
+    start, steps = data.start, data.steps_per_epoch
+    # (training data, first epoch, end epoch, steps per epoch) of each fit.
+    parts = [(data.train, start.epoch, train_config.epochs, steps)]
+    if start.step:
+        parts = [(data.train, start.epoch, start.epoch + 1, steps - start.step),
+                 (data.train_after, start.epoch + 1, train_config.epochs, steps)]
+    history = keras.callbacks.History()
+    history.on_train_begin()  # an empty record, to which each fit's epochs are added
     try:
-        return model.fit(
-            data.train,
-            epochs=train_config.epochs,
-            steps_per_epoch=data.steps_per_epoch,
-            validation_data=data.val,
-            validation_steps=data.validation_steps,
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles
-            verbose=1 if sys.stdout.isatty() else 0,  # a progress bar on a terminal; TrainingReporter's line always
-        )
+        if signals:
+            signals.install()
+        for train, first, end, part_steps in parts:
+            if first >= end:
+                continue
+            part = model.fit(
+                train,
+                initial_epoch=first,
+                epochs=end,
+                steps_per_epoch=part_steps,
+                validation_data=data.val,
+                validation_steps=data.validation_steps,
+                callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles
+                verbose=1 if sys.stdout.isatty() else 0,  # a progress bar on a terminal; TrainingReporter's line always
+            )
+            for key, values in part.history.items():
+                history.history.setdefault(key, []).extend(values)
+            history.epoch += part.epoch
     except Exception as e:
         if watchdog and is_peer_loss(e):
             raise PeerLostError(peer_lost_message(task, str(e))) from e
+        if is_disk_full(e):
+            raise disk_full_error(backup.dir.parent, state_bytes(model)) from e
         raise
     finally:
+        if signals:
+            signals.uninstall()
         if watchdog:
             watchdog.stop()
+    return history
 
 
 def fitted_errors(model: keras.Model, config: Config, run: RunDir) -> dict:
@@ -348,7 +404,7 @@ def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, ti
     val = validation_errors({k: v[-1] for k, v in history.history.items() if v})
     if val:  # None when a resumed run had no epoch left to train
         print(f"\nfinal validation top-1 error {val['top1_error']:.2%}, top-5 error {val['top5_error']:.2%} "
-              f"(epoch {history.params['epochs']})")
+              f"(epoch {history.epoch[-1] + 1})")
     print(f"run directory: {run.path}\n"
           f"best validation top-1 error {best['val_top1_error']:.2%}, top-5 error {best['val_top5_error']:.2%} "
           f"(epoch {best['epoch']}, chosen on this validation split, so an optimistic figure for new images; "

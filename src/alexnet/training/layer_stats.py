@@ -45,8 +45,10 @@ def gain_spread(inputs, outputs) -> float:
 
 
 def lrn_gain_spreads(model: keras.Model, images) -> dict:
-    """{lrn layer name: gain_spread of its output over its input} for images, in inference mode."""
+    """{lrn layer name: gain_spread of its output over its input} for images, in inference mode ({} without LRN)."""
     layers = lrn_layers(model)
+    if not layers:
+        return {}
     probe = keras.Model(model.input, [t for layer in layers for t in (layer.input, layer.output)])
     values = probe(images, training=False)
     return {layer.name: gain_spread(values[2 * i], values[2 * i + 1]) for i, layer in enumerate(layers)}

@@ -58,20 +58,28 @@ def histogram_buckets(values, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarr
 
     TensorBoard's own op counts through a float64 one-hot matrix of (values x buckets), 9 GB for fc6's 37.7M
     weights (tensorflow/tensorboard#6714); these are the same buckets (equal-width from the minimum to the
-    maximum, the last one closed) in HISTOGRAM_CHUNK values of memory at a time.
+    maximum, the last one closed) in HISTOGRAM_CHUNK values of memory at a time. Values that are not finite (a
+    diverged network's) are left out: they have no bucket.
     """
     flat = np.ravel(values)
-    if flat.size == 0:
+
+    def finite_chunks():  # one chunk's copy at a time
+        for start in range(0, flat.size, HISTOGRAM_CHUNK):
+            chunk = flat[start : start + HISTOGRAM_CHUNK]
+            if (chunk := chunk[np.isfinite(chunk)]).size:
+                yield chunk
+
+    extremes = [(float(c.min()), float(c.max()), c.size) for c in finite_chunks()]
+    if not extremes:
         return np.zeros((bucket_count, 3))
-    low, high = float(flat.min()), float(flat.max())
+    low, high = min(e[0] for e in extremes), max(e[1] for e in extremes)
     if low == high:  # TensorBoard's convention: every value in the last bucket, whose edges are the value
         return np.stack([np.full(bucket_count, high), np.full(bucket_count, high),
-                         np.r_[np.zeros(bucket_count - 1), flat.size]], axis=1)
+                         np.r_[np.zeros(bucket_count - 1), sum(e[2] for e in extremes)]], axis=1)
     width = (high - low) / bucket_count
     counts = np.zeros(bucket_count, np.int64)
-    for start in range(0, flat.size, HISTOGRAM_CHUNK):
-        chunk = flat[start : start + HISTOGRAM_CHUNK].astype(np.float64)
-        index = np.minimum(np.floor((chunk - low) / width).astype(np.int64), bucket_count - 1)
+    for chunk in finite_chunks():
+        index = np.minimum(np.floor((chunk.astype(np.float64) - low) / width).astype(np.int64), bucket_count - 1)
         counts += np.bincount(index, minlength=bucket_count)
     edges = np.linspace(low, high, bucket_count + 1)
     edges[-1] = high
@@ -135,8 +143,9 @@ def tile(images: np.ndarray, columns: int) -> np.ndarray:
 
 
 def conv1_filter_grid(kernel: np.ndarray) -> np.ndarray:
-    """conv1's (k, k, 3, F) kernel as a grid of RGB filters, each scaled to [0, 1] (the paper's Figure 3)."""
-    filters = np.transpose(kernel, (3, 0, 1, 2)).astype(np.float32)
+    """conv1's (k, k, 3, F) kernel as a grid of RGB filters, each scaled to [0, 1] (the paper's Figure 3); a value
+    that is not finite is drawn as 0."""
+    filters = np.nan_to_num(np.transpose(kernel, (3, 0, 1, 2)).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     low = filters.min(axis=(1, 2, 3), keepdims=True)
     high = filters.max(axis=(1, 2, 3), keepdims=True)
     columns = max(1, int(np.ceil(np.sqrt(len(filters) * 1.5))))
@@ -181,6 +190,9 @@ class TrainingReporter(keras.callbacks.Callback):
         self.last_step = {n: last_logged_steps(self.run_dir / n) for n in names}
         self.profile_range = config.tensorboard.profile_steps  # [first, last] or None
         self.final_logs: dict = {}
+        # The steps' and the validation's share of the wall time, over every fit() of this process (a run
+        # resumed mid-epoch fits twice).
+        self.totals = {"train_seconds": 0.0, "validation_seconds": 0.0}
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
@@ -209,7 +221,6 @@ class TrainingReporter(keras.callbacks.Callback):
                 hp.hparams(flat_hparams(resolved), trial_id=self.run_dir.name)
                 tf.summary.text("config", "```\n" + config_yaml(self.config) + "```")
         self._interval_start = (time.perf_counter(), step)
-        self.totals = {"train_seconds": 0.0, "validation_seconds": 0.0}  # of this fit(): the steps' share of the wall
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -256,7 +267,7 @@ class TrainingReporter(keras.callbacks.Callback):
         train = {**errors(logs), "learning_rate": lr, "images_per_second": rate, "time": seconds,
                  "train_time": phases["train_seconds"], "validation_time": phases["validation_seconds"]}
         self._scalars(rundir.TRAIN_EVENTS, step, {f"epoch_{k}": v for k, v in train.items()})
-        line = (f"epoch {epoch + 1}/{self.params['epochs']}: loss {train['loss']:.4f}, "
+        line = (f"epoch {epoch + 1}/{self.config.train.epochs}: loss {train['loss']:.4f}, "
                 f"top-1 error {train['top1_error']:.2%}, top-5 error {train['top5_error']:.2%}")
         val = validation_errors(logs)
         if val:
@@ -297,7 +308,7 @@ class TrainingReporter(keras.callbacks.Callback):
                         write_histogram(f"weights/{weight.path}", keras.ops.convert_to_numpy(weight), step)
 
     def on_train_end(self, logs=None):
-        if self.final_logs:  # only when this fit() ran an epoch, so never twice for one run
+        if self.final_logs and self.epoch + 1 == self.config.train.epochs:  # the run's last epoch, once
             with self.writers[""].as_default(step=self._step()):
                 for tag, value in self.final_logs.items():
                     tf.summary.scalar(tag, value)

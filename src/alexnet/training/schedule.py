@@ -34,11 +34,10 @@ class LearningRateController(keras.callbacks.Callback):
         self.state = {"drops": 0, "best_error": None, "wait": 0}
         self.epoch = 0
 
-    def learning_rate(self, epoch: int, batch: int) -> float:
-        """The rate for a step, from the schedule state and the position in training."""
+    def learning_rate(self, step: int) -> float:
+        """The rate for a step (counted from the run's first, 0), from the schedule state."""
         rate = self.config.learning_rate * 0.1 ** self.state["drops"]
         warmup_steps = self.config.warmup_epochs * self.steps_per_epoch
-        step = epoch * self.steps_per_epoch + batch
         if step < warmup_steps:
             return rate * (step + 1) / warmup_steps
         if self.config.schedule == "cosine":
@@ -61,7 +60,9 @@ class LearningRateController(keras.callbacks.Callback):
             self.state["drops"] = epoch // self.config.step_epochs
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate = self.learning_rate(self.epoch, batch)
+        # The optimizer's step count, not epoch and batch: a run resumed mid-epoch starts its batches at 0.
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.optimizer.learning_rate = self.learning_rate(step)
 
     def on_epoch_end(self, epoch, logs=None):
         val = validation_errors(logs)

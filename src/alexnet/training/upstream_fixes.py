@@ -14,9 +14,6 @@ them that test fails and says the workarounds can go.
    batch with `strategy.reduce("MEAN", batch, axis=None)` just to learn its shapes, which fails under
    MultiWorkerMirroredStrategy ("Attempt to convert a value (PerReplica...) to a Tensor"). The fix builds
    from the first local replica's batch, which has the same shapes.
-3. Not a bug, a coupling: `BackupAndRestore` keeps its file paths in private attributes, which
-   alexnet.training.checkpoints.Backup points elsewhere for the workers other than the chief. getattr
-   fails loudly, and the two-worker test with it, should a later Keras rename them.
 
 The private Keras modules are imported only when the workarounds are applied.
 """
@@ -24,9 +21,6 @@ The private Keras modules are imported only when the workarounds are applied.
 from __future__ import annotations
 
 UPSTREAM_ISSUES = ("keras-team/keras#20585", "tensorflow/tensorflow#72388", "keras-team/keras#20329")
-# keras.callbacks.BackupAndRestore's paths in Keras 3.15.1 (item 3).
-BACKUP_PATH_ATTRIBUTES = ("backup_dir", "_weights_path", "_training_metadata_path", "_prev_weights_path",
-                          "_prev_training_metadata_path")
 
 
 def apply_multi_worker_fixes() -> None:
