@@ -7,6 +7,7 @@ SERVICE_PORT ?= 5050
 WORKERS ?= 1
 IMAGES ?=
 PICTURES ?=
+WEIGHTS ?= imagenet
 PYTHON ?= python3
 
 VENV := .venv
@@ -19,11 +20,11 @@ export TF_CPP_MIN_LOG_LEVEL
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report tensorboard bench bench-gpu
+.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report import tensorboard bench bench-gpu
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: CONFIG=$(CONFIG) RUN=$(RUN) ARGS=\"section.key=value ...\" PORT=$(PORT) IMAGES=\"a.jpg b.png\" SERVICE_PORT=$(SERVICE_PORT) WORKERS=$(WORKERS)"
+	@echo "  variables: CONFIG=$(CONFIG) RUN=$(RUN) ARGS=\"section.key=value ...\" PORT=$(PORT) IMAGES=\"a.jpg b.png\" SERVICE_PORT=$(SERVICE_PORT) WORKERS=$(WORKERS) WEIGHTS=$(WEIGHTS)"
 
 # The environment is rebuilt whenever requirements.txt or pyproject.toml is newer than the last install.
 # The package itself is installed editable, so src/ changes need no reinstall and nothing edits sys.path.
@@ -83,6 +84,9 @@ export: $(VENV)/.installed ## export logs/RUN's best checkpoint as a SavedModel 
 
 report: $(VENV)/.installed ## one self-contained HTML page of logs/RUN (RUN=claims: the study) to share; PICTURES=dir also writes its PNGs
 	$(PY) -m alexnet report --run $(RUN) $(if $(PICTURES),--pictures $(PICTURES))
+
+import: $(VENV)/.installed ## WEIGHTS=imagenet (torchvision's, downloaded once) or a .pth/.caffemodel file, as the finished run logs/RUN
+	$(PY) -m alexnet import --weights $(WEIGHTS) --run $(RUN) $(ARGS)
 
 tensorboard: $(VENV)/.installed ## serve logs/ on PORT
 	$(VENV)/bin/tensorboard --logdir logs --port $(PORT) --bind_all

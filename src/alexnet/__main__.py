@@ -9,6 +9,7 @@ must see those exit statuses runs it directly (make turns every failure into 2).
     eval                                                             --run NAME [key=value ...]  (other data)
     export, report                                                   --run NAME
     predict                                                          --run NAME IMAGE [IMAGE ...]
+    import                              --weights imagenet|FILE --run NAME [--config FILE] [key=value ...]
     data-service                                                     [--port P] [--workers N]
 """
 
@@ -69,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "report":
             command.add_argument("--pictures", default=None, metavar="DIR",
                                  help="also write the page's pictures as PNG files into DIR (e.g. docs/)")
+    imported = commands.add_parser("import", help="a network torchvision or Caffe trained, as a finished run",
+                                   description="a network torchvision or Caffe trained, as a finished run")
+    imported.add_argument("--weights", required=True, help="imagenet (torchvision's, downloaded once), or a "
+                                                            "torchvision .pth or BVLC .caffemodel file")
+    imported.add_argument("--run", required=True, help="the run's name under LOGS/")
+    imported.add_argument("--logs", default="logs", help="parent directory of run directories")
+    imported.add_argument("--config", default="configs/imagenet2012.yaml", help="the data it is evaluated on")
+    imported.add_argument("overrides", nargs="*", metavar="section.key=value")
     service = commands.add_parser("data-service", help="a tf.data service dispatcher and workers in this process")
     service.add_argument("--port", type=int, default=5050, help="the dispatcher's port")
     service.add_argument("--workers", type=int, default=1, help="workers to start")
@@ -104,6 +113,10 @@ def run_command(args: argparse.Namespace) -> None:
         return serve(args.port, args.workers)
     if args.command in ("eval", "export", "predict", "report"):
         return run_run_command(args)
+    if args.command == "import":
+        from alexnet.training.imported import import_weights
+
+        return import_weights(args.weights, Path(args.logs) / args.run, args.config, args.overrides)
 
     from alexnet.config import load_config
 

@@ -32,6 +32,11 @@ ALEXNET_MIN_SIZE = 35
 INPUT_KEYS = ("num_classes", "image_size", "centre", "input_scale", "colour_noise", "colour_stats")
 ARCH_KEYS = {"lenet5": (*INPUT_KEYS, "activation"), "resnet18": INPUT_KEYS, "plain18": INPUT_KEYS,
              "resnet50": INPUT_KEYS}
+# model.layout: the network another framework trained, as it ran it (alexnet/model.py's LAYOUTS has its
+# pre-processing and LRN), and the keys each fixes: a file of its weights in model.init_from sets them.
+LAYOUT_KEYS = {"torchvision": {"variant": "owt", "image_size": 224},
+               "caffe": {"variant": "paper_grouped", "image_size": 227}}
+WEIGHT_FILE_LAYOUTS = {".pth": "torchvision", ".caffemodel": "caffe"}
 
 
 def _range(low=None, high=None, low_open=False):
@@ -84,9 +89,14 @@ class ModelConfig:
     pool_size: Literal[3, 2] = 3
     # Remove one middle convolutional layer (section 7: "removing any middle layer costs about 2%").
     remove_conv: Literal[None, "conv3", "conv4"] = None
-    # Fine-tuning: a .keras file (e.g. logs/RUN/best.keras) whose weights start every layer of the same name
-    # and shapes; the others (fc8 when the class count differs) keep their initialisation. Not an argument of
-    # build_alexnet: the training driver loads it into the built model.
+    # project: this project's network. torchvision or caffe: the network that framework trained, as it ran it
+    # (its variant, input size, pre-processing and LRN: README, "ImageNet weights"), for its weights; a
+    # model.init_from of a .pth (torchvision's) or .caffemodel (BVLC's) file sets it.
+    layout: Literal["project", "torchvision", "caffe"] = "project"
+    # Fine-tuning: a .keras file (e.g. logs/RUN/best.keras), torchvision's alexnet .pth or BVLC's
+    # bvlc_alexnet.caffemodel, whose weights start every layer of the same name and shapes; the others (fc8
+    # when the class count differs) keep their initialisation. Not an argument of build_alexnet: the
+    # training driver loads it into the built model.
     init_from: str | None = None
 
 
@@ -385,6 +395,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), check
             raise ConfigError(f"config file {path} does not exist; the ones shipped are in configs/")
         _merge(config, yaml.safe_load(path.read_text()) or {})
     _merge(config, parse_overrides(list(overrides)))
+    follow_weight_file(config.model)
     _check_combinations(config)
     if check_files:
         _check_files(config)
@@ -413,6 +424,30 @@ def _check_combinations(config: Config) -> None:
     if config.lr_find.min_lr >= config.lr_find.max_lr:
         raise ConfigError(f"lr_find.min_lr ({config.lr_find.min_lr}) must be below lr_find.max_lr "
                           f"({config.lr_find.max_lr})")
+
+
+def follow_weight_file(m: ModelConfig) -> None:
+    """A torchvision or Caffe weight file in model.init_from sets model.layout, and the layout the keys it
+    fixes, where they are at their defaults; ConfigError naming both when one says otherwise."""
+    layout = WEIGHT_FILE_LAYOUTS.get(Path(m.init_from).suffix.lower()) if m.init_from else None
+    if layout:
+        if m.layout not in ("project", layout):
+            raise ConfigError(f"model.layout={m.layout} contradicts model.init_from={m.init_from}, a {layout} file: "
+                              f"set model.layout={layout} or leave it out")
+        m.layout = layout
+    defaults = ModelConfig()
+    for key, value in LAYOUT_KEYS.get(m.layout, {}).items():
+        given = getattr(m, key)
+        if given not in (value, getattr(defaults, key)):
+            source = f"model.init_from={m.init_from}" if layout else f"model.layout={m.layout}"
+            raise ConfigError(f"model.{key}={given} contradicts {source}, whose network has model.{key}={value}: "
+                              f"set model.{key}={value} or leave it out")
+        setattr(m, key, value)
+    if m.layout != "project":
+        for key in ("input_scale", "centre", "colour_stats", "lrn"):
+            if getattr(m, key) != getattr(defaults, key):
+                raise ConfigError(f"model.{key} does not apply to model.layout={m.layout}: that network takes its "
+                                  f"inputs and normalisation as {m.layout} trained it; leave model.{key} out")
 
 
 def _check_arch(m: ModelConfig, t: TrainConfig) -> None:

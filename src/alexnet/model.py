@@ -22,8 +22,10 @@ from alexnet.errors import ConfigError, DataError
 from alexnet.random_streams import ReplicaDropout, ReplicaSeedGenerator
 from alexnet.seeds import stream_seed
 
-# Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision).
+# Per-channel RGB mean of ImageNet training pixels, 0-255 scale (the 0.485/0.456/0.406 of torchvision), and
+# torchvision's standard deviations of [0, 1] pixels.
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 # Eigenvalues and eigenvectors of the 3x3 RGB covariance of ImageNet pixels (section 4.1), for noise added
 # to 0-255 pixels: the eigenvalues of the [0, 1]-pixel covariance times 255 (fb.resnet.torch's, as in
 # MXNet/GluonCV; the paper does not state its scale). Column j of IMAGENET_EIGVEC is eigenvector j (the
@@ -50,6 +52,21 @@ VARIANTS = {
     "owt": {"filters": (64, 192, 384, 256, 256), "groups": (1, 1, 1, 1, 1), "lrn": False},
 }
 FC_UNITS = 4096  # fc6 and fc7 (section 3.5)
+
+# The networks other frameworks trained, as they ran them (model.layout; the variant and input size each fixes are
+# in alexnet/config.py's LAYOUT_KEYS; alexnet/pretrained.py reads their files). torchvision's alexnet: the owt
+# layout at 224 with conv1 padded by 2 (55x55 either way), inputs (pixel / 255 - mean) / std in RGB. BVLC's
+# bvlc_alexnet (Caffe): the paper's two towers at 227, BGR inputs minus Caffe's mean pixel, and Caffe's LRN:
+# k = 1 and alpha divided by n (alpha = 1e-4 in its prototxt).
+LAYOUTS = {
+    "project": {"conv1_padding": 0, "mean": None, "scale": None, "bgr": False, "lrn_bias": LRN_BIAS,
+                "lrn_alpha": LRN_ALPHA},
+    "torchvision": {"conv1_padding": 2, "mean": IMAGENET_MEAN_RGB,
+                    "scale": tuple(1 / (255 * s) for s in IMAGENET_STD_RGB), "bgr": False, "lrn_bias": LRN_BIAS,
+                    "lrn_alpha": LRN_ALPHA},
+    "caffe": {"conv1_padding": 0, "mean": (122.67891434, 116.66876762, 104.00698793), "scale": 1.0, "bgr": True,
+              "lrn_bias": 1.0, "lrn_alpha": 1e-4 / (2 * LRN_DEPTH_RADIUS + 1)},
+}
 # ModelConfig fields that are not build_alexnet arguments, and build_alexnet arguments that come from elsewhere.
 CONFIG_ONLY = ("init_from", "arch")
 BUILD_ONLY = ("dtype_policy", "seed")
@@ -130,7 +147,8 @@ class PCAColourNoise(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="alexnet")
 class Standardize(layers.Layer):
-    """(pixels - mean) * scale, with a per-channel mean colour.
+    """(pixels - mean) * scale, with a per-channel mean colour and a scale that may be per channel too; bgr
+    reverses the channels afterwards (for a network trained on BGR inputs, Caffe's).
 
     The paper subtracts the training set's mean image (section 2); this subtracts its mean colour, one value
     per channel (a deliberate deviation, as torchvision and Caffe's later models do: it keeps the model's
@@ -140,9 +158,10 @@ class Standardize(layers.Layer):
     the noisy image would remove the noise it holds, which is a shift of every pixel by one colour.
     """
 
-    def __init__(self, mean=IMAGENET_MEAN_RGB, scale=1.0, per_image=False, **kwargs):
+    def __init__(self, mean=IMAGENET_MEAN_RGB, scale=1.0, per_image=False, bgr=False, **kwargs):
         super().__init__(**kwargs)
-        self.mean, self.scale, self.per_image = tuple(mean), scale, per_image
+        self.mean, self.per_image, self.bgr = tuple(mean), per_image, bgr
+        self.scale = tuple(scale) if isinstance(scale, (list, tuple)) else scale
 
     def call(self, x, pixels=None):
         x = ops.cast(x, "float32")
@@ -150,10 +169,12 @@ class Standardize(layers.Layer):
             mean = ops.mean(ops.cast(x if pixels is None else pixels, "float32"), axis=(1, 2), keepdims=True)
         else:
             mean = ops.convert_to_tensor(self.mean)
-        return (x - mean) * self.scale
+        x = (x - mean) * ops.convert_to_tensor(self.scale, "float32")
+        return ops.flip(x, axis=-1) if self.bgr else x
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "scale": self.scale, "per_image": self.per_image}
+        return {**super().get_config(), "mean": self.mean, "scale": self.scale, "per_image": self.per_image,
+                "bgr": self.bgr}
 
 
 def load_colour_stats(path: str | None) -> dict:
@@ -181,14 +202,16 @@ def _kernel_initializer(init: str, seed: int | None):
 
 
 def prepared_input(image_size: int, centre: str, input_scale: float, colour_noise: float,
-                   colour_stats: str | None, seed: int | None):
+                   colour_stats: str | None, seed: int | None, layout: str = "project"):
     """(the uint8 input, its prepared float32 tensor): colour noise in training (section 4.1), then the mean
-    subtracted and the scale applied (section 2). Every architecture of model.arch starts so."""
-    stats = load_colour_stats(colour_stats)
+    subtracted and the scale applied (section 2), as model.layout's framework did. Every architecture of
+    model.arch starts so."""
+    stats, convention = load_colour_stats(colour_stats), LAYOUTS[layout]
     images = keras.Input((image_size, image_size, 3), dtype="uint8", name="images")
     x = PCAColourNoise(colour_noise, stats["eigval"], stats["eigvec"], seed=stream_seed(seed, "colour_noise"),
                        name="colour_noise", dtype="float32")(images)
-    standardize = Standardize(stats["mean"], input_scale, centre == "image", name="standardize", dtype="float32")
+    standardize = Standardize(convention["mean"] or stats["mean"], convention["scale"] or input_scale,
+                              centre == "image", convention["bgr"], name="standardize", dtype="float32")
     return images, standardize(x, pixels=images) if centre == "image" else standardize(x)
 
 
@@ -208,6 +231,7 @@ def build_alexnet(
     lrn: str | bool = "variant",
     pool_size: int = 3,
     remove_conv: str | None = None,
+    layout: str = "project",
     dtype_policy: str = "float32",
     seed: int | None = None,
 ) -> keras.Model:
@@ -225,7 +249,7 @@ def build_alexnet(
     check_alexnet_size(image_size)
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
-    spec = VARIANTS[variant]
+    spec, convention = VARIANTS[variant], LAYOUTS[layout]
     lrn = spec["lrn"] if lrn == "variant" else lrn
     filters = [max(1, round(f * width)) for f in spec["filters"]]
     # Grouped convolutions need even widths.
@@ -245,6 +269,8 @@ def build_alexnet(
 
     def conv(x, index, kernel, strides=1, padding="same"):
         name = f"conv{index}"
+        if index == 1 and convention["conv1_padding"]:  # torchvision: 224 + 2 * 2 gives conv1 its 55x55
+            x = layers.ZeroPadding2D(convention["conv1_padding"], name="conv1_padding", dtype=dtype_policy)(x)
         return layers.Conv2D(
             filters[index - 1], kernel, strides=strides, padding=padding, groups=spec["groups"][index - 1],
             activation=activation, kernel_initializer=kernel_init(name), bias_initializer=bias(name),
@@ -263,14 +289,18 @@ def build_alexnet(
         # A stream of its own per layer and replica: section 4.2 drops fc6's and fc7's units independently.
         return ReplicaDropout(dropout, seed=stream_seed(seed, f"dropout/{name}"), name=name, dtype=dtype_policy)(x)
 
-    images, x = prepared_input(image_size, centre, input_scale, colour_noise, colour_stats, seed)
+    def normalise(x, name):
+        return LocalResponseNormalization(bias=convention["lrn_bias"], alpha=convention["lrn_alpha"],
+                                          input_scale=input_scale, name=name, dtype=dtype_policy)(x)
+
+    images, x = prepared_input(image_size, centre, input_scale, colour_noise, colour_stats, seed, layout)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:
-        x = LocalResponseNormalization(input_scale=input_scale, name="lrn1", dtype=dtype_policy)(x)
+        x = normalise(x, "lrn1")
     x = pool(x, "pool1")
     x = conv(x, 2, 5)
     if lrn:
-        x = LocalResponseNormalization(input_scale=input_scale, name="lrn2", dtype=dtype_policy)(x)
+        x = normalise(x, "lrn2")
     x = pool(x, "pool2")
     for index in (3, 4):
         if remove_conv != f"conv{index}":

@@ -8,10 +8,12 @@ timed networks) import TensorFlow through import_tensorflow_quietly, so a comman
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import sys
 import tempfile
+from pathlib import Path
 
 # The start-up lines: the glog-style prefix (I/W/E/F + date) and two lines that carry none.
 NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} ")
@@ -20,7 +22,13 @@ NATIVE_BANNERS = ("WARNING: All log messages before absl::InitializeLog() is cal
 
 
 def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with its start-up lines filtered to TF_CPP_MIN_LOG_LEVEL (the command line sets 3)."""
+    """Imports TensorFlow with its start-up lines filtered to TF_CPP_MIN_LOG_LEVEL, where it is installed (the
+    package also runs on JAX alone). The command line (`python -m alexnet`, the `alexnet` script) prints only
+    its own output: when the package is imported to run it, an unset level means 3, fatal only."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    if sys.argv and (sys.argv[0] == "-m" or Path(sys.argv[0]).name == "alexnet"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with quiet_tensorflow_start():
         import tensorflow  # noqa: F401
 

@@ -88,7 +88,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
     result["lrn_gain_spread"] = {**spreads, "images": int(len(lrn_images))}
     table = table2(result, dataset_name(data))
     write_json(run / rundir.EVAL_RECORD, result)
-    step = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) if model.optimizer else 0
+    optimizer = getattr(model, "optimizer", None)  # an imported network has none
+    step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
     write_tensorboard(run, step, result, table, centre, train_sample, names, settings)
     print(table)
     if spreads:

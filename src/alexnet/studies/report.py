@@ -33,6 +33,7 @@ from alexnet.rundir import RunDir
 from alexnet.studies import claims, compare, figures
 from alexnet.studies.evaluate import PUBLISHED, TEN_CROP_ROWS
 from alexnet.studies.events import event_data, last_png, scalar_series, texts
+from alexnet.training.imported import IMPORTED
 
 REPORT = "report.html"
 STUDY_RECORDS = (claims.RECORD, compare.RECORD)  # beside report.md, what makes a directory a study's
@@ -167,6 +168,8 @@ def run_body(run: RunDir, pictures: Pictures) -> str:
     root = event_data(run.path)
     train_scalars, val_scalars = scalar_series(train), scalar_series(validation)
     rows = epoch_table(train_scalars, val_scalars)
+    if (run / IMPORTED).exists():
+        return imported_body(run, root, pictures)
     if not rows:
         raise DataError(f"{run.path} has no finished epoch to report yet (no epoch scalars in "
                         f"{run / rundir.TRAIN_EVENTS}): train it first with `make train RUN={run.name}`")
@@ -180,15 +183,38 @@ def run_body(run: RunDir, pictures: Pictures) -> str:
     parts += [what_was_run(run), errors_section(run, rows), curves_section(run, rows, pictures)]
     if (run / rundir.EVAL_RECORD).exists():
         parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS), pictures))
-    filters = last_png(root, "filters/conv1")
-    if filters is not None:
-        parts.append(section("figure3", "conv1's filters (the paper's Figure 3)",
-                             pictures.tag("conv1_filters", filters, "conv1 filters")))
+    parts += figure3_section(root, pictures)
     if any(tag.startswith("layers/") for tag in train_scalars):
         parts.append(layers_section(train_scalars, pictures))
     parts.append(section("config", "The resolved configuration (config.yaml)",
                          f"<pre>{html.escape((run / rundir.CONFIG).read_text())}</pre>"))
     return "\n".join(parts)
+
+
+def imported_body(run: RunDir, root: EventAccumulator | None, pictures: Pictures) -> str:
+    """The page of a network trained elsewhere (`make import`): where it came from, its evaluation if made,
+    conv1's filters (the paper's Figure 3) and the config."""
+    record = read_json(run / IMPORTED)
+    top1, top5 = record["published_centre_crop_errors"]
+    parts = [section("run", "An imported network", f"<p>{html.escape(record['layout'])}'s trained AlexNet, "
+                     f"{record['parameters']:,} parameters, from <code>{html.escape(record['weights'])}</code>; "
+                     f"published centre-crop errors on ILSVRC-2012 validation: {percent(top1)} top-1, "
+                     f"{percent(top5)} top-5. It was not trained here.</p>")]
+    if (run / rundir.EVAL_RECORD).exists():
+        parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS), pictures))
+    parts += figure3_section(root, pictures)
+    parts.append(section("config", "The resolved configuration (config.yaml)",
+                         f"<pre>{html.escape((run / rundir.CONFIG).read_text())}</pre>"))
+    return "\n".join(parts)
+
+
+def figure3_section(root: EventAccumulator | None, pictures: Pictures) -> list[str]:
+    """conv1's filters as the run's events last show them (the paper's Figure 3), when they do."""
+    filters = last_png(root, "filters/conv1")
+    if filters is None:
+        return []
+    return [section("figure3", "conv1's filters (the paper's Figure 3)",
+                    pictures.tag("conv1_filters", filters, "conv1 filters"))]
 
 
 def what_was_run(run: RunDir) -> str:

@@ -1,10 +1,13 @@
-"""Fine-tuning: start from another run's weights (model.init_from), optionally with early layers frozen.
+"""Fine-tuning: start from another run's or another framework's weights (model.init_from), optionally with
+early layers frozen.
 
-This is how an ImageNet run becomes a model for a few images of one's own:
-    make train CONFIG=configs/folder.yaml ARGS="data.dir=my_images model.init_from=logs/imagenet2012/best.keras \\
+This is how an ImageNet network becomes a model for a few images of one's own:
+    make train CONFIG=configs/folder.yaml ARGS="data.dir=my_images model.init_from=alexnet-owt-7be5be79.pth \\
         train.freeze=[conv1,conv2,conv3,conv4,conv5] train.freeze_epochs=3"
-Every layer of the new model whose weights have the same shapes in the source model starts from them;
-the others (fc8 when the class count differs) keep their fresh initialisation and are named in the log.
+model.init_from takes a run's best.keras, torchvision's alexnet .pth or BVLC's .caffemodel (the config then
+takes that network's layout and pre-processing). Every layer of the new model whose weights have the same
+shapes in the source starts from them; the others (fc8 when the class count differs) keep their fresh
+initialisation and are named in the log.
 """
 
 from __future__ import annotations
@@ -13,24 +16,31 @@ from pathlib import Path
 
 import keras
 
+from alexnet.applications import layer_weights
+from alexnet.pretrained import read_weights
+
 
 def load_matching_weights(model: keras.Model, path: str | Path) -> list[str]:
-    """Copies the weights of every layer of the .keras model at path into model's layer of the same name and
-    shapes; returns, for each of model's weighted layers left as initialised, its name and why. The config
-    check has made sure that the file exists."""
-    source = keras.saving.load_model(path, safe_mode=True, compile=False)
-    source_layers = {layer.name: layer for layer in source.layers}
+    """Copies the weights of every layer of the model at path (a .keras file, or torchvision's or Caffe's,
+    alexnet/pretrained.py) into model's layer of the same name and shapes; returns, for each of model's weighted
+    layers left as initialised, its name and why. The config check has made sure that the file exists."""
+    path = Path(path)
+    source = keras.saving.load_model(path, safe_mode=True, compile=False) if path.suffix.lower() == ".keras" else None
+    weights = layer_weights(source) if source else read_weights(path)
     kept = []
     for layer in model.layers:
         if not layer.trainable_weights:
             continue
-        other = source_layers.get(layer.name)
+        given = weights.get(layer.name)
         shapes = [tuple(w.shape) for w in layer.weights]
-        other_shapes = [tuple(w.shape) for w in other.weights] if other else None
-        if other_shapes != shapes:
-            kept.append(f"{layer.name} ({'absent' if other is None else other_shapes} there, {shapes} here)")
+        given_shapes = [tuple(w.shape) for w in given] if given is not None else None
+        if given_shapes != shapes:
+            kept.append(f"{layer.name} ({'absent' if given is None else given_shapes} there, {shapes} here)")
         else:
-            layer.set_weights(other.get_weights())
+            layer.set_weights(given)
+    if source is None:
+        return kept  # the layout (alexnet/config.py) has given the model that network's input preparation
+    source_layers = {layer.name: layer for layer in source.layers}
     for name in ("standardize", "colour_noise"):  # the input must be prepared as the source model's was
         if name in source_layers and _settings(source_layers[name]) != _settings(model.get_layer(name)):
             print(f"warning: {name} differs from {path}'s: {_settings(source_layers[name])} there, "
