@@ -158,10 +158,7 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy, tas
           f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
           f"{info.num_train} training and {info.num_val} validation images in {len(info.class_names)} classes; "
           f"{steps_per_epoch} steps per epoch", flush=True)
-    prefix = f"{run.name}-{os.getpid()}"
-    train, val, sample = make_pipelines(config, prefix, strategy, steps_per_epoch, start)
-    after = make_pipelines(config, f"{prefix}-after", strategy, steps_per_epoch, Position(start.epoch + 1))[0] \
-        if start.step else None
+    train, after, val, sample = make_pipelines(config, f"{run.name}-{os.getpid()}", strategy, steps_per_epoch, start)
     # Workers must run the same number of validation steps (each is a collective): whole global batches only.
     validation_steps = t.validation_steps or (max(1, info.num_val // t.global_batch_size) if task.count > 1 else None)
     return TrainingData(info, steps_per_epoch, validation_steps, start, train, val, sample, after)
@@ -198,34 +195,38 @@ def processor_name() -> str:
 
 def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy, steps_per_epoch: int,
                    start: Position = START) -> tuple:
-    """The distributed training (endless, from start, steps_per_epoch batches an epoch) and validation
-    datasets, and 16 augmented training images with their labels for TensorBoard and the stall check (None
-    when none of them wants it)."""
+    """The distributed training datasets (endless, steps_per_epoch batches an epoch): from start, and from the
+    epoch after start's when start is mid-epoch (else None); the distributed validation dataset; and 16
+    augmented training images with their labels for TensorBoard and the stall check (None when none of them
+    wants it)."""
     t, data = config.train, config.data
 
     def pipeline(split):
         return lambda ctx: make_dataset(data, split, config.model.image_size, t.global_batch_size, t.seed,
                                         t.deterministic, ctx)
 
-    def train_pipeline(ctx):
-        # Endless and starting at the epoch the run resumes at: every epoch has steps_per_epoch batches, those
-        # an uninterrupted run draws. Through the tf.data service, every service worker must shuffle and
-        # augment differently: no fixed seed.
-        if not data.service:
-            return training_stream(data, config.model.image_size, t.global_batch_size, t.seed, t.deterministic, ctx,
-                                   start.epoch, start.step, steps_per_epoch)
-        job = f"alexnet-{job_prefix}-{ctx.input_pipeline_id}"  # a job name is never reused while a service lives
-        return through_service(training_stream(data, config.model.image_size, t.global_batch_size, None,
-                                               t.deterministic, ctx, start.epoch, start.step, steps_per_epoch),
-                               data.service, job)
+    def train_pipeline(position: Position, job: str):
+        # Endless and starting where the run resumes: every epoch has steps_per_epoch batches, those an
+        # uninterrupted run draws. Through the tf.data service, every service worker must shuffle and augment
+        # differently: no fixed seed.
+        def from_context(ctx):
+            stream = training_stream(data, config.model.image_size, t.global_batch_size,
+                                     None if data.service else t.seed, t.deterministic, ctx, position.epoch,
+                                     position.step, steps_per_epoch)
+            # A job name is never reused while a service lives.
+            return through_service(stream, data.service, f"alexnet-{job}-{ctx.input_pipeline_id}") \
+                if data.service else stream
 
-    train = strategy.distribute_datasets_from_function(train_pipeline)
+        return strategy.distribute_datasets_from_function(from_context)
+
+    train = train_pipeline(start, job_prefix)
+    after = train_pipeline(Position(start.epoch + 1), f"{job_prefix}-after") if start.step else None
     val = strategy.distribute_datasets_from_function(pipeline("val"))
     sample = None
     if config.tensorboard.images or config.tensorboard.layer_stats_steps or t.stall_epochs:
         images, labels = next(iter(pipeline("train")(None)))
         sample = (images[:16], labels[:16])
-    return train, val, sample
+    return train, after, val, sample
 
 
 def plan_steps(train_config, info: DatasetInfo, replicas: int) -> int:
