@@ -38,9 +38,10 @@ IMAGENET_EIGVEC = (
 )
 
 # Section 3.3: k=2, n=5, alpha=1e-4, beta=0.75, alpha NOT divided by n (unlike Caffe/PyTorch). The constants
-# belong to the paper's units (0-255 pixels minus the mean): LocalResponseNormalization takes the model's
-# input_scale and sums the squares in those units.
+# belong to the paper's network (0-255 pixels minus the mean, weights N(0, 0.01)): LocalResponseNormalization
+# takes how much larger a network's activations are (lrn_activation_scales) and sums its squares in those units.
 LRN_DEPTH_RADIUS, LRN_BIAS, LRN_ALPHA, LRN_BETA = 2, 2.0, 1e-4, 0.75
+PAPER_WEIGHT_STD = 0.01  # section 5: every layer's weights start N(0, 0.01)
 
 # Conv widths, groups (2 = the paper's split over two GPUs) and whether LRN follows conv1/conv2.
 VARIANTS = {
@@ -84,23 +85,24 @@ def lrn_reference_ops(x, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN
 class LocalResponseNormalization(layers.Layer):
     """The paper's LRN (section 3.3); the fused TensorFlow kernel on that backend, keras.ops elsewhere.
 
-    input_scale: the model's model.input_scale s. Its activations are s times the paper's (the inputs are
-    (pixel - mean) * s), and LRN is not scale-invariant: with the paper's alpha on activations of about 1
-    the divisor is (2 + ~5e-4)^0.75 everywhere, a constant gain that normalises nothing. So the sum of
-    squares is taken in the paper's units, alpha / s^2 on the scaled activations: for a ReLU network
-    with zero biases, b(s * a) = s * b(a), the paper's layer seen through the scale.
+    activation_scale: how many times the paper's network's activations this network's are here, at the start
+    (lrn_activation_scales). LRN is not scale-invariant: with the paper's alpha on activations of about 1
+    the divisor is (2 + ~5e-4)^0.75 everywhere, a constant gain that normalises nothing, and on activations
+    7x the paper's it normalises far harder than the paper's did. So the sum of squares is taken in the
+    paper's units, alpha / scale^2 on this network's activations: for a ReLU network with zero biases,
+    b(c * a) = c * b(a), the paper's layer seen through the scale.
     """
 
     def __init__(self, depth_radius=LRN_DEPTH_RADIUS, bias=LRN_BIAS, alpha=LRN_ALPHA, beta=LRN_BETA,
-                 input_scale=1.0, **kwargs):
+                 activation_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.depth_radius, self.bias, self.alpha, self.beta = depth_radius, bias, alpha, beta
-        self.input_scale = input_scale
+        self.activation_scale = activation_scale
 
     def call(self, x):
         # Sums of squares in float32: bfloat16 would lose them, and the fused kernel wants float32.
         x32 = ops.cast(x, "float32")
-        alpha = self.alpha / self.input_scale**2
+        alpha = self.alpha / self.activation_scale**2
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf  # The fused kernel: 1.55x faster training than the ops version on CPU.
 
@@ -113,7 +115,19 @@ class LocalResponseNormalization(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
-                "alpha": self.alpha, "beta": self.beta, "input_scale": self.input_scale}
+                "alpha": self.alpha, "beta": self.beta, "activation_scale": self.activation_scale}
+
+
+def lrn_activation_scales(input_scale: float, init: str, conv1_fan_in: int, conv2_fan_in: int) -> tuple[float, float]:
+    """How many times the paper's network's activations lrn1's and lrn2's inputs are at the start: the input
+    scale, times for He-normal weights each convolution's standard deviation over the paper's 0.01
+    (sqrt(2 / fan_in) / 0.01: 7.4 for conv1, 2.9 for the paper's conv2). Biases aside, a ReLU network's
+    activations scale with its inputs and weights, so at the start LRN normalises as much as the paper's
+    (README, "The model", has the measurements)."""
+    def gain(fan_in):
+        return 1.0 if init == "paper" else (2 / fan_in) ** 0.5 / PAPER_WEIGHT_STD
+
+    return input_scale * gain(conv1_fan_in), input_scale * gain(conv1_fan_in) * gain(conv2_fan_in)
 
 
 @keras.saving.register_keras_serializable(package="alexnet")
@@ -197,7 +211,7 @@ def load_colour_stats(path: str | None) -> dict:
 def _kernel_initializer(init: str, seed: int | None):
     """Weights N(0, 0.01) as in section 5, or He-normal; each layer gets its own seed stream."""
     if init == "paper":
-        return keras.initializers.RandomNormal(0.0, 0.01, seed=seed)
+        return keras.initializers.RandomNormal(0.0, PAPER_WEIGHT_STD, seed=seed)
     return keras.initializers.HeNormal(seed=seed)
 
 
@@ -289,9 +303,14 @@ def build_alexnet(
         # A stream of its own per layer and replica: section 4.2 drops fc6's and fc7's units independently.
         return ReplicaDropout(dropout, seed=stream_seed(seed, f"dropout/{name}"), name=name, dtype=dtype_policy)(x)
 
+    # Another framework's network (model.layout) came with its weights: its LRN as that framework ran it.
+    scales = lrn_activation_scales(input_scale, init, 11 * 11 * 3, 5 * 5 * filters[0] // spec["groups"][1]) \
+        if layout == "project" else (1.0, 1.0)
+
     def normalise(x, name):
         return LocalResponseNormalization(bias=convention["lrn_bias"], alpha=convention["lrn_alpha"],
-                                          input_scale=input_scale, name=name, dtype=dtype_policy)(x)
+                                          activation_scale=scales[int(name[-1]) - 1], name=name,
+                                          dtype=dtype_policy)(x)
 
     images, x = prepared_input(image_size, centre, input_scale, colour_noise, colour_stats, seed, layout)
     x = conv(x, 1, 11, strides=4, padding="valid")
