@@ -22,9 +22,10 @@ from alexnet.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESIZE, SIZE = 48, 40  # test-sized resize_size / image_size (model.image_size must be >= 35)
-# A tiny network built by the same function: 67x67 inputs from 74x74 squares, 1/16 of the widths.
+# A tiny network built by the same function: 67x67 inputs from 74x74 squares, 1/16 of the widths, in float32
+# whatever train.precision=auto would pick on this machine (a test about the precision says so).
 TINY = ["model.width=0.0625", "model.image_size=67", "data.resize_size=74", "model.init=he_normal",
-        "model.input_scale=0.015625", "tensorboard.every_steps=1"]
+        "model.input_scale=0.015625", "tensorboard.every_steps=1", "train.precision=float32"]
 
 
 # ----- images -----

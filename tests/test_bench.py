@@ -14,6 +14,7 @@ from alexnet.config import Config
 def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command line sets it
     config = Config()
+    config.train.precision = "float32"  # the rows below whatever train.precision=auto picks on this machine
     config.data.dir = str(tmp_path / "demo")
     config.data.demo_images_per_class = 2
     settings = bench.BenchSettings(width=0.125, batch=4, steps=1, reps=1, pipeline_batches=1, pipeline_warmup=1,
@@ -49,5 +50,6 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
     # The timed networks' processes print none of TensorFlow's start-up lines (alexnet/native_logs.py).
     assert not re.search(r"^WARNING: All log messages|oneDNN custom operations", capfd.readouterr().err, re.MULTILINE)
     table = bench.format_table(result)
+    assert "train.precision=float32 trains in float32 here (train.precision)" in table
     assert all(row["label"] in table for row in result["rows"])
     assert all(r["label"] in table for r in result["ratios"]) and all(m["label"] in table for m in result["memory"])

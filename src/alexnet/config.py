@@ -162,7 +162,10 @@ class TrainConfig:
     clip_norm: float = field(default=0.0, metadata=_range(0.0))
     # Train against (1 - s) one-hot + s / classes instead of the one-hot labels (0: off, as in the paper).
     label_smoothing: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    # auto: mixed_bfloat16 where the hardware computes bfloat16 natively (a CPU with AMX or avx512_bf16, a GPU
+    # of compute capability 8.0 or more), float32 elsewhere; the log's model line says which and why
+    # (alexnet/training/precision.py).
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: bool = False
     # auto: MultiWorkerMirroredStrategy when TF_CONFIG names more than one task, else MirroredStrategy when
     # more than one GPU is visible, else the default; multi_worker and mirrored force theirs (devices

@@ -46,6 +46,7 @@ from alexnet.errors import ConfigError
 from alexnet.files import read_json, write_json, write_text
 from alexnet.model import LocalResponseNormalization, build_alexnet
 from alexnet.native_logs import import_tensorflow_quietly
+from alexnet.training.precision import resolve_precision
 from alexnet.training.reporting import peak_memory_gb
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -186,7 +187,8 @@ def _label(precision: str, jit: bool) -> str:
 def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None = None) -> dict:
     """Runs (a)-(d) for config's data (source demo or folder), prints one table, writes logs_dir/bench.json.
 
-    The LRN ratio and the fit from files use config.train.precision and config.train.jit_compile.
+    The LRN ratio and the fit from files use config.train.precision (auto resolved for this machine, and the
+    table says to what) and config.train.jit_compile.
     """
     from alexnet.data.records import prepare
 
@@ -223,7 +225,8 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
             step[precision, jit] = measure(f"step_{precision}_xla_{'on' if jit else 'off'}",
                                            f"step, synthetic uint8, {_label(precision, jit)}", timed["samples"])
     # (b) the same step without LRN, at the config's training settings.
-    default = (config.train.precision, config.train.jit_compile)
+    precision, why = resolve_precision(config.train.precision)
+    default = (precision, config.train.jit_compile)
     if default not in step:
         timed = fit_in_own_process(settings, num_classes, image_size, *default)
         step_peak[default] = timed["peak_memory_gb"]
@@ -286,6 +289,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
         "settings": dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
                                                     "train_files": files_info.num_train, "data_dir": config.data.dir},
         "environment": {"tensorflow": tf.__version__, "keras": keras.__version__, "cpus": os.cpu_count(),
+                        "precision": {"setting": config.train.precision, "chosen": precision, "why": why},
                         "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
                         "seconds": round(time.perf_counter() - started, 1)},
         "rows": rows,
@@ -306,7 +310,8 @@ def format_table(result: dict) -> str:
         f"{s['variant']} AlexNet (width {s['width']}), batch {s['batch']}, {s['num_classes']} classes, "
         f"{env['cpus']} CPUs, TF {env['tensorflow']}, Keras {env['keras']}, load {env['load_average_before']:.1f}; "
         f"median of {s['reps']} reps ({s['steps']} steps or {s['pipeline_batches']} batches each) after warm-up; "
-        f"{env['seconds']:.0f} s",
+        f"{env['seconds']:.0f} s; train.precision={env['precision']['setting']} trains in {env['precision']['chosen']} "
+        f"here ({env['precision']['why']})",
         f"| {'measurement':<58} | {'img/s':>8} | {'min-max':>15} |",
         f"|{'-' * 60}|{'-' * 10}|{'-' * 17}|",
     ]

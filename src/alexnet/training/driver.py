@@ -50,6 +50,7 @@ from alexnet.training.checkpoints import (
 from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
 from alexnet.training.guards import DivergenceGuard, SignalStop
+from alexnet.training.precision import resolve_precision
 from alexnet.training.reporting import TrainingReporter, peak_memory_gb, read_history
 from alexnet.training.schedule import LearningRateController
 from alexnet.training.stall import StallWatch
@@ -249,19 +250,21 @@ def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strate
     """The model stage: the configured AlexNet, built and compiled inside the strategy's scope, started from
     model.init_from's weights when given."""
     t = config.train
+    precision, why = resolve_precision(t.precision)
     with strategy.scope():
-        model = build_from_config(config.model, num_classes, dtype_policy=t.precision, seed=t.seed)
+        model = build_from_config(config.model, num_classes, dtype_policy=precision, seed=t.seed)
         if config.model.init_from:
             kept = load_matching_weights(model, config.model.init_from)
             print(f"weights from {config.model.init_from}; initialised afresh: {'; '.join(kept) or 'none'}")
-        compile_model(model, t)
-    print(f"model {model.name}: {model.count_params():,} parameters, precision {t.precision}, "
+        compile_model(model, t, precision)
+    print(f"model {model.name}: {model.count_params():,} parameters, precision {precision} ({why}), "
           f"jit_compile {t.jit_compile}", flush=True)
     return model
 
 
-def compile_model(model: keras.Model, train_config) -> None:
-    """SGD with momentum and the paper's coupled weight decay; loss, top-1 and top-5 accuracy."""
+def compile_model(model: keras.Model, train_config, precision: str = "float32") -> None:
+    """SGD with momentum and the paper's coupled weight decay (loss-scaled under mixed_float16, the resolved
+    precision); loss, top-1 and top-5 accuracy."""
     optimizer = PaperSGD(
         learning_rate=train_config.learning_rate,
         momentum=train_config.momentum,
@@ -270,7 +273,7 @@ def compile_model(model: keras.Model, train_config) -> None:
         frozen_layers=train_config.freeze,  # the config check sets freeze and freeze_epochs together
         global_clipnorm=train_config.clip_norm or None,
     )
-    if train_config.precision == "mixed_float16":
+    if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # float16 gradients underflow without it
     model.compile(optimizer=optimizer, loss=training_loss(train_config.label_smoothing),
                   metrics=compiled_metrics(), jit_compile=train_config.jit_compile)
