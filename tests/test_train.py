@@ -1,6 +1,7 @@
 """Training: what a finished run holds, the precisions and XLA, MirroredStrategy on two CPU devices."""
 
 import json
+import urllib.parse
 
 import keras
 import numpy as np
@@ -13,7 +14,7 @@ from alexnet.data.pipeline import training_sample
 from alexnet.metrics import errors_of
 from alexnet.training.driver import build_model
 from alexnet.training.reporting import read_history
-from helpers import TINY, all_tags, cli, scalars, steps, tiny_config
+from helpers import TINY, all_tags, cli, http_get, scalars, steps, tensorboard_server, tiny_config, wait_for
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
@@ -105,3 +106,25 @@ def test_mirrored_strategy_on_two_cpu_devices(small_data, tmp_path):
     info = json.loads((tmp_path / "mirrored" / rundir.RUN_INFO).read_text())
     assert info["command"].startswith("python -m alexnet train --logs") and info["machine"]["replicas"] == 2
     assert (tmp_path / "mirrored" / rundir.EXPORT / "saved_model.pb").exists()
+
+
+def test_tensorboards_hparams_tab_shows_the_keys_that_tell_runs_apart_and_the_final_errors(tiny_run):
+    """Through the HParams plugin's own HTTP API, as the tab reads it: ten typed keys, not the whole config."""
+    url = tensorboard_server(tiny_run.parent)
+    query = "data/plugin/hparams/experiment?request=" + urllib.parse.quote(json.dumps({"experimentName": ""}))
+    experiment = wait_for(lambda: json.loads(http_get(url + query)).get("hparamInfos") and
+                          json.loads(http_get(url + query)))
+    names = {info["name"]: info for info in experiment["hparamInfos"]}
+    assert set(names) == {"model.arch", "model.variant", "model.dropout", "model.lrn", "data.augment",
+                          "train.learning_rate", "train.global_batch_size", "train.epochs", "train.schedule",
+                          "train.precision"}
+    assert names["train.learning_rate"]["type"] == "DATA_TYPE_FLOAT64" and "domainInterval" in names["model.dropout"]
+    assert [m["name"]["tag"] for m in experiment["metricInfos"]] == ["final/top1_error", "final/top5_error"]
+    request = {"startIndex": 0, "sliceSize": 10, "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"]}
+    groups = json.loads(http_get(url + "data/plugin/hparams/session_groups?request="
+                                 + urllib.parse.quote(json.dumps(request))))["sessionGroups"]
+    (group,) = [g for g in groups if g["name"] == tiny_run.name]
+    assert group["hparams"]["model.variant"] == "paper" and group["hparams"]["train.epochs"] == 1
+    best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
+    (top1,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "final/top1_error"]
+    assert top1 == pytest.approx(best["val_top1_error"])

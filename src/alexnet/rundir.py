@@ -61,7 +61,8 @@ CONTENTS = {
                          "activation and gradient statistics (`layers/*`) every `tensorboard.layer_stats_steps`"),
     f"{VALIDATION_EVENTS}/": "TensorBoard, validation: loss, top-1/top-5 error per epoch",
     EVENT_FILES: ("TensorBoard, the rest: augmented inputs as the network sees them, conv1 filters (the paper's "
-                  "Figure 3), weight histograms, hparams with the final metrics, the config as text"),
+                  "Figure 3), weight histograms, the ten hparams that tell runs apart with the final errors, the "
+                  "config as text"),
     HISTORY: ("one row per epoch: step, loss, top-1/top-5 error on training and validation, learning rate, "
               "images/s, seconds, the process's peak memory in GB (also in TensorBoard, `epoch_peak_memory_gb`)"),
     BEST_MODEL: ("the model with the lowest validation top-1 error among the epochs whose losses are finite (chosen "

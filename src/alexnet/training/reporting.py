@@ -23,7 +23,7 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.hparams import api as hp
 
 from alexnet import rundir
-from alexnet.config import config_yaml, to_dict
+from alexnet.config import config_yaml
 from alexnet.metrics import errors, validation_errors
 from alexnet.seeds import stream_seed
 from alexnet.training.layer_stats import LayerProbe, weighted_layers
@@ -158,13 +158,33 @@ def first_convolution(model: keras.Model):
     return next(layer for layer in weighted_layers(model) if len(layer.kernel.shape) == 4)
 
 
-def flat_hparams(config_dict: dict) -> dict:
-    """The nested config as {"section.key": scalar}, lists as strings, for the hparams dashboard."""
-    flat = {}
-    for section, values in config_dict.items():
-        for key, value in values.items():
-            flat[f"{section}.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    return flat
+# The keys that tell runs apart in TensorBoard's HParams tab, each with its domain (a declared domain gives the
+# tab a typed axis: a key whose values mix None, numbers and strings breaks its numeric axes,
+# tensorflow/tensorboard#4770, #2942), and the final metrics beside them. The whole config is the Text tab's.
+HPARAMS = (
+    hp.HParam("model.arch", hp.Discrete(["alexnet", "lenet5", "resnet18", "plain18", "resnet50"])),
+    hp.HParam("model.variant", hp.Discrete(["paper", "paper_grouped", "owt"])),
+    hp.HParam("model.dropout", hp.RealInterval(0.0, 1.0)),
+    hp.HParam("model.lrn", hp.Discrete(["variant", "true", "false"])),
+    hp.HParam("data.augment", hp.Discrete(["paper", "inception", "none"])),
+    hp.HParam("train.learning_rate", hp.RealInterval(0.0, 10.0)),
+    hp.HParam("train.global_batch_size", hp.IntInterval(1, 1 << 20)),
+    hp.HParam("train.epochs", hp.IntInterval(1, 1 << 20)),
+    hp.HParam("train.schedule", hp.Discrete(["paper", "step", "cosine", "constant"])),
+    hp.HParam("train.precision", hp.Discrete(["auto", "float32", "mixed_float16", "mixed_bfloat16"])),
+)
+HPARAM_METRICS = (hp.Metric("final/top1_error", display_name="final val top-1 error"),
+                  hp.Metric("final/top5_error", display_name="final val top-5 error"))
+
+
+def run_hparams(config) -> dict:
+    """{HParam: the run's value} of HPARAMS, each as its domain takes it (model.lrn as a string)."""
+    values = {}
+    for param in HPARAMS:
+        section, key = param.name.split(".")
+        value = getattr(getattr(config, section), key)
+        values[param] = str(value).lower() if isinstance(value, bool) else value
+    return values
 
 
 class TrainingReporter(keras.callbacks.Callback):
@@ -216,9 +236,9 @@ class TrainingReporter(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         step = self._step()
         if self._is_new("", "config", step):
-            resolved = to_dict(self.config)
             with self.writers[""].as_default(step=step):
-                hp.hparams(flat_hparams(resolved), trial_id=self.run_dir.name)
+                hp.hparams_config(hparams=list(HPARAMS), metrics=list(HPARAM_METRICS))
+                hp.hparams(run_hparams(self.config), trial_id=self.run_dir.name)
                 tf.summary.text("config", "```\n" + config_yaml(self.config) + "```")
         self._interval_start = (time.perf_counter(), step)
 
