@@ -333,8 +333,10 @@ def test_the_model_config_and_the_builder_speak_one_vocabulary():
     # The same defaults, but num_classes: the config's 0 means "the data set's count".
     assert {name: parameters[name].default for name in fields if name not in (*CONFIG_ONLY, "num_classes")} == {
         name: default for name, default in fields.items() if name not in (*CONFIG_ONLY, "num_classes")}
+    import alexnet
+
     with pytest.raises(ConfigError, match="model.lrn: 'sometimes' is not one of 'variant', True, False"):
-        build_alexnet(lrn="sometimes")  # the builder checks by the config's rule
+        alexnet.AlexNet(lrn="sometimes")  # the library's constructor checks by the config's rule
 
 
 def test_a_seeded_training_repeats_step_for_step_with_dropout_and_colour_noise_on():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from alexnet.config import load_config
 from alexnet.data import preprocess
 from alexnet.errors import ConfigError
 from helpers import (
@@ -138,8 +139,11 @@ def test_resize_rounds_to_the_nearest_value_without_bias():
     assert preprocess._resize(tf.constant(same), SIZE, False).numpy().tolist() == same.tolist()
 
 
-def test_image_size_larger_than_resize_size_and_unknown_augmentation_are_refused():
-    with pytest.raises(ConfigError, match="must not exceed data.resize_size"):
-        preprocess.eval_preprocess(coded_png(), 40, 48)
-    with pytest.raises(ConfigError, match="data.augment must be one of paper, inception, none"):
-        preprocess.train_preprocess(coded_png(), RESIZE, SIZE, "mixup")
+def test_sizes_and_augmentations_are_the_configs_to_check():
+    """The rule lives in the config (alexnet/config.py); the pre-processing trusts it."""
+    with pytest.raises(ConfigError, match=r"model.image_size \(48\) must not exceed data.resize_size \(40\)"):
+        load_config(None, ["data.resize_size=40", "model.image_size=48"])
+    with pytest.raises(ConfigError, match="data.augment: 'mixup' is not one of 'paper', 'inception', 'none'"):
+        load_config(None, ["data.augment=mixup"])
+    with pytest.raises(ConfigError, match="data.cache keeps the resized squares"):
+        load_config(None, ["data.cache=true", "data.augment=inception"])

@@ -17,7 +17,14 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from alexnet.config import LAYOUT_KEYS, WEIGHT_FILE_LAYOUTS, ModelConfig, check_section, follow_weight_file
+from alexnet.config import (
+    LAYOUT_KEYS,
+    WEIGHT_FILE_LAYOUTS,
+    ModelConfig,
+    check_alexnet_size,
+    check_section,
+    follow_weight_file,
+)
 from alexnet.errors import ConfigError, DataError
 from alexnet.model import build_alexnet
 from alexnet.pretrained import (
@@ -65,11 +72,14 @@ def AlexNet(  # noqa: N802  the keras.applications convention: a constructor nam
                         f"or a .keras file")
     if pooling not in (None, *POOLINGS):
         raise ConfigError(f"pooling={pooling!r}: expected None, 'avg' or 'max'")
+    if classes < 1:
+        raise ConfigError(f"classes={classes}: a classifier needs at least one class")
     config = ModelConfig(**check_section("model", ModelConfig, {"variant": variant, "num_classes": classes,
                                                                 **model_keys}))
     config.init_from = str(path) if path else None
     follow_weight_file(config)
     config.image_size = _image_size(config, input_shape, include_top)
+    check_alexnet_size(config.image_size)
     trained = source_weights(path) if path else None
     if trained and include_top and len(trained["fc8"][-1]) != classes:
         raise ConfigError(f"classes={classes} with the top of {path.name}, which classifies {len(trained['fc8'][-1])} "

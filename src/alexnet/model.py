@@ -17,8 +17,7 @@ import json
 import keras
 from keras import layers, ops
 
-from alexnet.config import ModelConfig, check_alexnet_size, check_section
-from alexnet.errors import ConfigError, DataError
+from alexnet.errors import DataError
 from alexnet.random_streams import ReplicaDropout, ReplicaSeedGenerator
 from alexnet.seeds import stream_seed
 
@@ -252,17 +251,13 @@ def build_alexnet(
     """Builds AlexNet with layers named as in the paper (conv1..conv5, lrn1, lrn2, pool1, pool2, pool5, fc6..fc8).
 
     The arguments are ModelConfig's keys with the same names, values and meanings (alexnet/config.py says
-    what each does and where the paper has it), checked by the same rule; num_classes must be at least 1
-    here (the config's 0 means "from the data set"). width scales every conv and fc layer (1.0 = the
+    what each does and where the paper has it), checked by the config (load_config, or alexnet.AlexNet's
+    check of its arguments), which this trusts; num_classes is the count itself (the config's 0 means "from
+    the data set"). width scales every conv and fc layer (1.0 = the
     paper); tests build tiny networks with it. dtype_policy is applied per layer ("mixed_bfloat16" etc.);
     the pre-processing and the softmax stay float32. seed: every layer's initialisation, each dropout layer
     and the colour noise draw from their own stream of it (alexnet/seeds.py).
     """
-    switches = {name: value for name, value in locals().items() if name not in BUILD_ONLY}
-    check_section("model", ModelConfig, switches)
-    check_alexnet_size(image_size)
-    if num_classes < 1:
-        raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
     spec, convention = VARIANTS[variant], LAYOUTS[layout]
     lrn = spec["lrn"] if lrn == "variant" else lrn
     filters = [max(1, round(f * width)) for f in spec["filters"]]

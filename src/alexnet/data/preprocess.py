@@ -4,7 +4,8 @@ Training, evaluation, `make prepare` and the SavedModel's `classify` all go thro
 an image is prepared the same way wherever it comes from. Every function decodes by content: JPEGs (found
 by their magic bytes) take the fused decode-and-crop path, which decodes only the crop window and uses
 JPEG's 1/2-1/4-1/8 DCT scaling; PNG, GIF, BMP and JPEGs in disguise go through tf.io.decode_image.
-Float conversion, mean subtraction and colour noise happen inside the model, on the accelerator.
+Float conversion, mean subtraction and colour noise happen inside the model, on the accelerator. The sizes
+and the augmentation are the config's, checked there (alexnet/config.py): these functions trust them.
 
     training:   train_preprocess(encoded, 256, 227, "paper", seed)  a random 227 crop of the 256 square, maybe flipped
     evaluation: eval_preprocess(encoded, 256, 227)                  the central 227 crop of the 256 square
@@ -16,9 +17,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from alexnet.errors import ConfigError
-
-AUGMENTATIONS = ("paper", "inception", "none")
 # Inception-style random-resized crop (Szegedy et al. 2015): 8%-100% of the area, aspect ratio 3/4-4/3.
 INCEPTION_AREA_RANGE = (0.08, 1.0)
 INCEPTION_ASPECT_RANGE = (3 / 4, 4 / 3)
@@ -44,11 +42,8 @@ def train_preprocess(encoded, resize_size: int, image_size: int, augment: str = 
     flip. none: eval_preprocess. seed: a stateless seed of shape (2,); None draws one from the global generator.
     flips=False: never mirrored (the crops stay those of the same seed).
     """
-    if augment not in AUGMENTATIONS:
-        raise ConfigError(f"data.augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
     if augment == "none":
         return eval_preprocess(encoded, resize_size, image_size)
-    _check_sizes(resize_size, image_size)
     crop_seed, flip = _draws(seed, flips)
     if augment == "paper":
         return paper_crop(encoded, resize_size, image_size, _paper_offset(crop_seed, resize_size, image_size), flip)
@@ -59,12 +54,8 @@ def train_preprocess(encoded, resize_size: int, image_size: int, augment: str = 
 def train_crop_of_square(square, image_size: int, augment: str = "paper", seed=None, flips: bool = True):
     """A decoded resize_size square (resized_square's) -> the training crop train_preprocess would cut for the
     same seed: paper, a random crop and flip; none, the central crop. For images decoded once and kept in
-    memory (data.cache); the inception crop needs the whole image, not the square."""
-    if augment not in ("paper", "none"):
-        raise ConfigError(f"data.cache keeps the {square.shape[0]}-pixel squares: data.augment must be paper or "
-                          f"none, got {augment!r}")
+    memory (data.cache; the config refuses it with the inception crop, which needs the whole image)."""
     resize_size = square.shape[0]
-    _check_sizes(resize_size, image_size)
     if augment == "none":
         y = x = (resize_size - image_size) // 2
         return square[y : y + image_size, x : x + image_size]
@@ -92,7 +83,6 @@ def paper_crop(encoded, resize_size: int, image_size: int, offset, flip=False):
     The same picture as resizing the square, then cropping, then flipping; cropping first lets a JPEG
     decode only the pixels it needs.
     """
-    _check_sizes(resize_size, image_size)
     image = _decode_crop_resize(
         encoded, lambda shape: _square_crop_window(shape, resize_size, image_size, offset), image_size)
     return _flip_if(image, flip)
@@ -120,7 +110,6 @@ def ten_crops(encoded, resize_size: int, image_size: int, mirrors: bool = True):
 
     mirrors=False: the five patches only, for a model trained without flips (data.flip=false).
     """
-    _check_sizes(resize_size, image_size)
     square = resized_square(encoded, resize_size)
     crops = tf.stack([square[y : y + image_size, x : x + image_size]
                       for y, x in ten_crop_offsets(resize_size, image_size)])
@@ -129,11 +118,6 @@ def ten_crops(encoded, resize_size: int, image_size: int, mirrors: bool = True):
 
 def _flip_if(image, flip):
     return tf.cond(tf.convert_to_tensor(flip), lambda: tf.reverse(image, [1]), lambda: image)
-
-
-def _check_sizes(resize_size: int, image_size: int):
-    if image_size > resize_size:
-        raise ConfigError(f"model.image_size ({image_size}) must not exceed data.resize_size ({resize_size})")
 
 
 def _decode_crop_resize(encoded, window_fn, size: int):
