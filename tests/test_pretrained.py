@@ -109,6 +109,16 @@ def test_a_file_that_is_not_a_trained_alexnet_is_refused_in_one_line(tmp_path, n
     assert "\n" not in str(error.value)
 
 
+def test_a_pth_whose_storage_is_cut_short_is_named_as_damaged(tmp_path):
+    """Storages shorter than their tensors (a file cut short) are refused in one line, before any is read."""
+    with zipfile.ZipFile(DATA / "torchvision_w16.pth") as source, zipfile.ZipFile(tmp_path / "cut.pth", "w") as cut:
+        for entry in source.namelist():
+            content = source.read(entry)
+            cut.writestr(entry, content[: len(content) // 2] if "/data/" in entry else content)
+    with pytest.raises(DataError, match=r"cut.pth is damaged: buffer is smaller than requested size"):
+        read_weights(tmp_path / "cut.pth")
+
+
 def test_a_file_of_other_widths_is_refused_naming_the_layer_and_both_shapes():
     with pytest.raises(DataError, match=r"torchvision_w16.pth does not fit this network: its conv1 is "
                                         r"\[\(11, 11, 3, 4\), \(4,\)\], the network's \[\(11, 11, 3, 8\), \(8,\)\]"):

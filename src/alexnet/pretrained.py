@@ -115,7 +115,11 @@ class _StateDictUnpickler(pickle.Unpickler):
 
 
 def _rebuild_tensor(storage, offset, size, stride, *args):
-    """torch._utils._rebuild_tensor_v2 for NumPy: a strided view of the storage, copied."""
+    """torch._utils._rebuild_tensor_v2 for NumPy: a strided view of the storage, copied; ValueError (a damaged
+    file) when the view would reach past the storage."""
+    last = offset + sum((n - 1) * step for n, step in zip(size, stride, strict=True)) if all(size) else offset - 1
+    if offset < 0 or min(stride, default=0) < 0 or last >= len(storage):
+        raise ValueError(f"a tensor of shape {tuple(size)} reaches past its storage of {len(storage)} values")
     item = storage.itemsize
     view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=[s * item for s in stride])
     return np.array(view)
@@ -136,8 +140,11 @@ def read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
         byteorder = f"{prefix}/byteorder"  # written by torch 2.1 and later; older files are little-endian
         if byteorder in archive.namelist() and archive.read(byteorder) != b"little":
             raise DataError(f"{path} was saved on a big-endian machine; this reader takes little-endian files")
-        with archive.open(pickles[0]) as f:
-            state = _StateDictUnpickler(f, archive, prefix, path).load()
+        try:
+            with archive.open(pickles[0]) as f:
+                state = _StateDictUnpickler(f, archive, prefix, path).load()
+        except (pickle.UnpicklingError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path} is damaged: {e}; expected torchvision's {TORCHVISION_FILE}") from e
     if not isinstance(state, dict):
         raise DataError(f"{path} holds a {type(state).__name__}, not a state dict: expected torchvision's "
                         f"{TORCHVISION_FILE}")
