@@ -21,10 +21,10 @@ SOURCE = ["model.width=0.125", "model.dropout=0"]
 
 @pytest.fixture(scope="module")
 def trained_source(small_data, tmp_path_factory):
-    """A tiny run (1/8 of the widths) trained for 20 epochs of 15 steps on small_data without dropout: it has
-    learnt something."""
+    """A tiny run (1/8 of the widths) trained for 40 epochs of 15 steps on small_data without dropout: it has
+    learnt something (20 epochs leave it near the uniform guess)."""
     run_dir = tmp_path_factory.mktemp("source") / "source"
-    train_and_evaluate(tiny_config(small_data, *SOURCE, "train.epochs=20", "train.steps_per_epoch=15",
+    train_and_evaluate(tiny_config(small_data, *SOURCE, "train.epochs=40", "train.steps_per_epoch=15",
                                    "train.learning_rate=0.01", "train.schedule=constant", *QUIET), run_dir)
     return run_dir / rundir.BEST_MODEL
 
@@ -39,7 +39,7 @@ def test_a_run_from_trained_weights_starts_with_a_lower_loss(trained_source, sma
     train_and_evaluate(tiny_config(small_data, *QUIET, *SOURCE, "model.zero_fc8=false"), fresh)  # a random start
     train_and_evaluate(tiny_config(small_data, *QUIET, *SOURCE, f"model.init_from={trained_source}"), tuned)
     assert f"weights from {trained_source}; initialised afresh: none" in capsys.readouterr().out
-    # Below a random start and below the uniform guess by a margin (measured: 1.98 against 2.17 and ln(10) = 2.30).
+    # Below a random start and below the uniform guess by a margin (measured: 1.81 against 2.22 and ln(10) = 2.30).
     loss, random_start = first_step_loss(tuned), first_step_loss(fresh)
     assert loss < min(random_start, math.log(10)) - 0.1, (loss, random_start)
 

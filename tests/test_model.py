@@ -240,9 +240,7 @@ def test_removing_conv4_feeds_conv3s_maps_to_conv5():
     model = build_alexnet("paper", remove_conv="conv4")
     assert "conv4" not in {layer.name for layer in model.layers}
     assert model.get_layer("conv5").kernel.shape == (3, 3, 384, 256)  # conv3 has conv4's 384 maps
-    assert model.count_params() == 62_378_344 - CONV4
-    with pytest.raises(ConfigError, match="model.remove_conv: .conv2. is not one of None, .conv3., .conv4."):
-        build_alexnet("paper", remove_conv="conv2")
+    assert model.count_params() == 62_378_344 - CONV4  # the config refuses other layers (test_config)
 
 
 def test_zero_fc8_starts_with_uniform_predictions_and_leaves_the_rest_alone():
