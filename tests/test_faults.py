@@ -144,14 +144,24 @@ def test_a_diverging_run_stops_at_that_step_with_its_own_code_and_keeps_its_fini
 # ----- preemption and kills -----
 
 
+# Two deterministic epochs (the same order, crops and masks in every run), backed up every 4 steps.
+DETERMINISTIC = ["train.epochs=2", "train.deterministic=true", "train.seed=5", "train.backup_every_steps=4"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_data, tmp_path_factory):
+    """epoch_losses of the DETERMINISTIC run trained without a stop: what every stopped and resumed run must equal."""
+    logs = tmp_path_factory.mktemp("uninterrupted")
+    code, _, err = cli(train_args(small_data, logs, "whole", *DETERMINISTIC))
+    assert code == 0, err[-2000:]
+    return epoch_losses(logs / "whole")
+
+
 @pytest.mark.parametrize("signal_number, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_finishes_the_step_backs_it_up_and_the_same_command_resumes_there(small_data, tmp_path, signal_number,
-                                                                                   code):
-    """Deterministic (same order, crops, masks): the interrupted run's epoch losses equal the uninterrupted one's."""
-    extra = ["train.epochs=2", "train.deterministic=true", "train.seed=5", "train.backup_every_steps=10"]
-    whole_code, _, err = cli(train_args(small_data, tmp_path, "whole", *extra))
-    assert whole_code == 0, err[-2000:]
-    args = train_args(small_data, tmp_path, "stopped", *extra)
+def test_a_signal_finishes_the_step_backs_it_up_and_the_same_command_resumes_there(small_data, tmp_path, uninterrupted,
+                                                                                   signal_number, code):
+    """The interrupted run's epoch losses equal the uninterrupted one's."""
+    args = train_args(small_data, tmp_path, "stopped", *DETERMINISTIC)
     proc = run_cli(args)
     history = tmp_path / "stopped" / rundir.HISTORY
     wait_until(lambda: history.exists(), proc)  # the first epoch is done: stop in the second, between backups
@@ -167,14 +177,13 @@ def test_a_signal_finishes_the_step_backs_it_up_and_the_same_command_resumes_the
     resumed_code, out, err = cli(args)
     assert resumed_code == 0, err[-2000:]
     assert f"resumed at epoch {epoch}, step {step} " in out and "epoch 1/2" not in out, out
-    whole, stopped = epoch_losses(tmp_path / "whole"), epoch_losses(tmp_path / "stopped")
-    for key in whole:
-        np.testing.assert_allclose(stopped[key], whole[key], rtol=1e-4, err_msg=key)
+    stopped = epoch_losses(tmp_path / "stopped")
+    for key in uninterrupted:
+        np.testing.assert_allclose(stopped[key], uninterrupted[key], rtol=1e-4, err_msg=key)
 
 
-def test_sigkill_mid_epoch_resumes_at_the_last_periodic_backups_step(small_data, tmp_path):
-    extra = ["train.epochs=2", "train.deterministic=true", "train.seed=6", "train.backup_every_steps=4"]
-    args = train_args(small_data, tmp_path, "killed", *extra)
+def test_sigkill_mid_epoch_resumes_at_the_last_periodic_backups_step(small_data, tmp_path, uninterrupted):
+    args = train_args(small_data, tmp_path, "killed", *DETERMINISTIC)
     proc = run_cli(args)
     wait_until(lambda: (1, 5) in backup_positions(tmp_path / "killed"), proc)  # global step 20: epoch 2, step 5
     proc.send_signal(signal.SIGKILL)
@@ -182,11 +191,9 @@ def test_sigkill_mid_epoch_resumes_at_the_last_periodic_backups_step(small_data,
     code, out, err = cli(args)
     assert code == 0, err[-2000:]
     assert "resumed at epoch 2, step " in out
-    code, _, err = cli(train_args(small_data, tmp_path, "whole", *extra))
-    assert code == 0, err[-2000:]
-    whole, killed = epoch_losses(tmp_path / "whole"), epoch_losses(tmp_path / "killed")
-    for key in whole:
-        np.testing.assert_allclose(killed[key], whole[key], rtol=1e-4, err_msg=key)
+    killed = epoch_losses(tmp_path / "killed")
+    for key in uninterrupted:
+        np.testing.assert_allclose(killed[key], uninterrupted[key], rtol=1e-4, err_msg=key)
 
 
 # ----- damaged backups -----
