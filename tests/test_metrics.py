@@ -1,10 +1,15 @@
 """The training loss with label smoothing, against the formula written out by hand; the top-k accuracies
 that count ties and non-finite outputs against the model."""
 
+import json
+
 import keras
 import numpy as np
 
+from alexnet import rundir
 from alexnet.metrics import TOP1, TOP5, SmoothedSparseCrossentropy, compiled_metrics, training_loss
+from alexnet.rundir import RunDir
+from alexnet.training.checkpoints import KeepBest
 
 PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
 LABELS = np.array([1, 2])
@@ -66,3 +71,17 @@ def test_a_model_compiled_with_the_accuracies_saves_and_loads(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     logs = loaded.evaluate(np.ones((4, 4)), np.array([0, 1, 2, 0]), verbose=0, return_dict=True)
     assert set(logs) >= {TOP1, TOP5}
+
+
+def test_an_epoch_whose_loss_is_not_finite_never_becomes_the_best_model(tmp_path):
+    """The divergence guard stops on the training loss; a validation loss that is not finite reaches KeepBest."""
+    keep = KeepBest(RunDir(tmp_path))
+    keep.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    keep.on_train_begin()
+    scores = {"top1": 0.5, "top5": 0.9, "val_top1": 0.5, "val_top5": 0.9}  # Keras's logs hold accuracies
+    keep.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0, **scores})
+    saved = (tmp_path / rundir.BEST_MODEL).stat().st_mtime_ns
+    keep.on_epoch_end(1, {"loss": 1.0, "val_loss": float("nan"), **scores, "val_top1": 1.0})
+    keep.on_epoch_end(2, {"loss": float("inf"), "val_loss": 1.0, **scores, "val_top1": 1.0})
+    assert json.loads((tmp_path / rundir.BEST_RECORD).read_text())["epoch"] == 1  # the first epoch, counted from 1
+    assert (tmp_path / rundir.BEST_MODEL).stat().st_mtime_ns == saved
