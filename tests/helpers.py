@@ -187,6 +187,14 @@ def cli(args, timeout=300) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+def side_by_side(*commands, timeout=300) -> list[tuple[int, str, str]]:
+    """Runs `python -m alexnet ARGS` for each ARGS at once (most of a short command is its interpreter's start):
+    [(exit status, stdout, stderr)] in the order given."""
+    started = [run_cli(args) for args in commands]
+    outputs = [proc.communicate(timeout=timeout) for proc in started]
+    return [(proc.returncode, out, err) for proc, (out, err) in zip(started, outputs, strict=True)]
+
+
 def backup_positions(run_dir) -> list[tuple[int, int]]:
     """(epoch, step within it) of every backup the run directory holds, from their manifests."""
     positions = []

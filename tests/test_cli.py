@@ -9,7 +9,7 @@ import pytest
 
 from alexnet import __main__ as entry
 from alexnet import errors, native_logs
-from helpers import ROOT, cli, encode, solid
+from helpers import ROOT, encode, side_by_side, solid
 
 
 def error_line(stderr: str) -> str:
@@ -51,8 +51,7 @@ def test_each_kind_of_error_has_its_exit_status_and_one_line(tiny_run, other_cla
         (["train", *logs, "--run", "tiny"], errors.RunFinishedError,
          f"error: {tiny_run} already holds a finished run; choose another RUN=name or remove the directory"),
     ]
-    for args, kind, message in cases:
-        code, out, err = cli(args)
+    for (args, kind, message), (code, _, err) in zip(cases, side_by_side(*(c[0] for c in cases)), strict=True):
         assert code == kind.exit_code, (args, code, err)
         assert error_line(err).startswith(message), (args, err)
 

@@ -16,7 +16,7 @@ from alexnet import rundir
 from alexnet.data.preprocess import eval_preprocess
 from alexnet.export import export_savedmodel
 from alexnet.model import build_alexnet
-from helpers import GOOD_FILES, cli, encode, noise_jpeg, solid
+from helpers import GOOD_FILES, cli, encode, noise_jpeg, side_by_side, solid
 
 
 @pytest.mark.slow
@@ -99,7 +99,8 @@ def test_classify_takes_every_format_alone_and_in_one_mixed_batch(three_class_ex
 def test_export_predict_and_eval_through_the_command_line(tiny_run, small_data, tmp_path):
     logs = ["--logs", str(tiny_run.parent), "--run", tiny_run.name]
     (tiny_run / rundir.EXPORT / "saved_model.pb").unlink()
-    code, out, err = cli(["export", *logs])  # a fresh process must register the custom layers to load best.keras
+    # A fresh process must register the custom layers to load best.keras; eval reads it beside the export.
+    (code, out, err), evaluated = side_by_side(["export", *logs], ["eval", *logs])
     assert code == 0, out + err
     assert (tiny_run / rundir.EXPORT / "saved_model.pb").exists()
 
@@ -114,7 +115,7 @@ def test_export_predict_and_eval_through_the_command_line(tiny_run, small_data, 
     assert len(line.split(", ")) == 5 and all(any(n in part for n in names) for part in line.split(", "))
     assert f"{bad}: not a readable JPEG, PNG, BMP or GIF image; skipped" in out
 
-    code, out, err = cli(["eval", *logs])
+    code, out, err = evaluated
     assert code == 0, out + err
     best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
     row = next(line for line in out.splitlines() if "this run, centre crop" in line)

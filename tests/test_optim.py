@@ -88,6 +88,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # subprocesses
 def test_bias_exemption_and_frozen_layers_hold_on_every_replica(tmp_path):
     """Under MirroredStrategy the optimizer sees each replica's copy of a variable, named ".../replica_1:0" on
     the second: the rules must follow the Keras variable, or the replicas' weights part ways."""

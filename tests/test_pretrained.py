@@ -23,7 +23,7 @@ import alexnet
 from alexnet.config import load_config
 from alexnet.errors import ConfigError, DataError
 from alexnet.pretrained import read_weights
-from helpers import ROOT, cli
+from helpers import ROOT, cli, side_by_side
 
 DATA = ROOT / "tests" / "data"
 FILES = {"torchvision_w16.pth": "torchvision_w16.npz", "caffe_w16.caffemodel": "caffe_w16.npz",
@@ -178,14 +178,15 @@ def test_fine_tuning_from_torchvisions_file_through_the_commands(small_data, tmp
     assert f"weights from {pth}; initialised afresh: none" in out  # 10 classes, as the file's fc8
     resolved = load_config(tmp_path / "tuned" / "config.yaml", check_files=False).model
     assert (resolved.layout, resolved.variant, resolved.image_size) == ("torchvision", "owt", 224)
-    code, out, err = cli(["eval", "--logs", str(tmp_path), "--run", "tuned"])
-    assert code == 0 and "this run, 10 crops" in out, err[-3000:]
     image = next((small_data / "val").rglob("*.jpg"))
-    code, out, err = cli(["predict", "--logs", str(tmp_path), "--run", "tuned", str(image)])
-    assert code == 0 and image.name in out, err[-3000:]
-    code, out, err = cli(["train", "--config", "configs/folder.yaml", "--logs", str(tmp_path), "--run", "bad", *args,
-                          "model.variant=paper_grouped"])
-    assert code == 2 and re.search(r"error: model.variant=paper_grouped contradicts model.init_from=", err), err
+    (code, out, err), (predict_code, predicted, predict_err), (bad_code, _, bad_err) = side_by_side(
+        ["eval", "--logs", str(tmp_path), "--run", "tuned"],
+        ["predict", "--logs", str(tmp_path), "--run", "tuned", str(image)],
+        ["train", "--config", "configs/folder.yaml", "--logs", str(tmp_path), "--run", "bad", *args,
+         "model.variant=paper_grouped"])
+    assert code == 0 and "this run, 10 crops" in out, err[-3000:]
+    assert predict_code == 0 and image.name in predicted, predict_err[-3000:]
+    assert bad_code == 2 and re.search(r"error: model.variant=paper_grouped contradicts model.init_from=", bad_err)
 
 
 @pytest.mark.slow
@@ -196,13 +197,12 @@ def test_an_imported_network_is_a_finished_run_that_eval_predict_and_report_read
                           "configs/demo.yaml", "model.width=0.0625", "model.input_scale=1", f"data.dir={small_data}"])
     assert code == 0, err[-3000:]
     assert "caffe's network, 227,314 parameters" in out
-    code, out, err = cli(["eval", *common])
-    assert code == 0 and "LRN's gain (output / input) varies across positions by lrn1" in out, err[-3000:]
     image = next((small_data / "val").rglob("*.jpg"))
-    code, out, err = cli(["predict", *common, str(image)])
-    assert code == 0 and out.startswith(str(image)), err[-3000:]
-    code, out, err = cli(["report", *common])
+    (code, out, err), (predict_code, predicted, predict_err), (train_code, _, _) = side_by_side(
+        ["eval", *common], ["predict", *common, str(image)], ["train", "--config", "configs/demo.yaml", *common])
+    assert code == 0 and "LRN's gain (output / input) varies across positions by lrn1" in out, err[-3000:]
+    assert predict_code == 0 and predicted.startswith(str(image)), predict_err[-3000:]
+    assert train_code == 4  # finished: training never writes over it
+    code, out, err = cli(["report", *common])  # after eval: the page shows its Table 2
     page = (tmp_path / "caffe" / "report.html").read_text()
     assert code == 0 and "An imported network" in page and 'id="figure3"' in page and "Table 2" in page, err
-    code, out, err = cli(["train", "--config", "configs/demo.yaml", *common])
-    assert code == 4  # finished: training never writes over it

@@ -9,6 +9,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 
 from alexnet.model import build_alexnet
 from alexnet.random_streams import ReplicaSeedGenerator, StepSeeds, step_seed_generators
@@ -53,6 +54,7 @@ def replica_draws(tmp_path, seed: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # subprocesses
 def test_replicas_drop_different_units_and_add_different_noise_and_a_seed_repeats_them(tmp_path):
     first, again = replica_draws(tmp_path, 5), replica_draws(tmp_path, 5)
     assert first["replicas"] == 2

@@ -53,6 +53,7 @@ def test_a_large_kernels_histogram_needs_a_few_chunks_of_memory_not_a_one_hot_ma
     assert peak < 40e6, peak
 
 
+@pytest.mark.slow  # subprocesses
 def test_a_process_started_by_a_large_one_reports_its_own_peak_memory():
     held = np.ones(400_000_000 // 8)  # 400 MB, touched, held by this process while it starts another
     code = "from alexnet.training.reporting import peak_memory_gb; print(peak_memory_gb())"
