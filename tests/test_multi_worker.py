@@ -147,7 +147,7 @@ def test_mirrored_replicas_follow_one_replicas_loss_curve(small_data, tmp_path):
 
 
 def test_a_lost_worker_stops_the_survivor_with_a_restart_code_and_a_restart_resumes(small_data, tmp_path):
-    # The manifest's own command (the README's too), pointed at the tiny network and data: the exit status a
+    # The manifest's own command (docs/distributed.md's too), pointed at the tiny network and data: the exit status a
     # job controller sees is the one it runs.
     command = [*manifest_command(), "--logs", str(tmp_path), "--run", "lost", *TINY, "data.source=demo",
                f"data.dir={small_data}", "data.val_split=val", "train.epochs=3",
@@ -198,12 +198,11 @@ def manifest_command() -> list[str]:
     return manifest_worker()["template"]["spec"]["containers"][0]["command"]
 
 
-def test_the_kubeflow_manifest_runs_the_readmes_command_and_not_make():
+def test_the_kubeflow_manifest_runs_the_documented_command_and_not_make():
     command = " ".join(manifest_command())
     assert command == ".venv/bin/python -m alexnet train --config configs/imagenet2012.yaml --run imagenet2012"
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Several GPUs, several machines"):readme.index("## Performance")]
-    assert section.count(f"  {command}") == 2  # the command each machine runs
+    page = (ROOT / "docs" / "distributed.md").read_text()
+    assert page.count(f"  {command}") == 2  # the command each machine runs
     worker = manifest_worker()
     assert worker["replicas"] == 2 and worker["restartPolicy"] == "ExitCode"  # restarts on 138 (a lost peer)
 

@@ -1,4 +1,5 @@
-"""The run directory: one table of its entries (README shows it), atomic JSON, the run's own config and classes."""
+"""The run directory: one table of its entries (docs/runs.md shows it), atomic JSON, the run's own config and
+classes."""
 
 import json
 import os
@@ -13,9 +14,8 @@ from alexnet.rundir import RunDir
 from helpers import ROOT
 
 
-def test_readme_shows_the_run_directory_table():
-    readme = (ROOT / "README.md").read_text()
-    assert rundir.contents_table() in readme
+def test_the_docs_show_the_run_directory_table():
+    assert rundir.contents_table() in (ROOT / "docs" / "runs.md").read_text()
     names = [value for key, value in vars(rundir).items() if key.isupper() and isinstance(value, str)]
     table = rundir.contents_table()
     assert all(f"`{name}" in table for name in names), "every run entry is in the table"

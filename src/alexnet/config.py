@@ -64,14 +64,14 @@ class ModelConfig:
     init: Literal["paper", "he_normal"] = "paper"
     # Start fc8's weights at 0, so the first predictions are uniform (loss ln(classes)) and the first steps
     # teach the classifier instead of shrinking every activation to undo random confident guesses. A
-    # deviation for small, low-contrast data sets (measured: README, "Your own images"); the paper draws fc8
+    # deviation for small, low-contrast data sets (measured: docs/own-images.md); the paper draws fc8
     # like the rest.
     zero_fc8: bool = False
     # Dropout probability on fc6 and fc7 (section 4.2).
     dropout: float = field(default=0.5, metadata=_range(0.0, 1.0))
     # The mean subtracted from the inputs: the data set's (section 2: ImageNet's, or model.colour_stats), or
     # each image's own mean colour, a deviation for small objects on backgrounds whose colour varies more
-    # from image to image than the objects do (measured: README, "Your own images").
+    # from image to image than the objects do (measured: docs/own-images.md).
     centre: Literal["dataset", "image"] = "dataset"
     # Inputs are (pixel - mean) * input_scale; the paper uses 0-255 pixels minus the mean (scale 1).
     input_scale: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))
@@ -90,7 +90,7 @@ class ModelConfig:
     # Remove one middle convolutional layer (section 7: "removing any middle layer costs about 2%").
     remove_conv: Literal[None, "conv3", "conv4"] = None
     # project: this project's network. torchvision or caffe: the network that framework trained, as it ran it
-    # (its variant, input size, pre-processing and LRN: README, "ImageNet weights"), for its weights; a
+    # (its variant, input size, pre-processing and LRN: docs/own-images.md, "ImageNet weights"), for its weights; a
     # model.init_from of a .pth (torchvision's) or .caffemodel (BVLC's) file sets it.
     layout: Literal["project", "torchvision", "caffe"] = "project"
     # Fine-tuning: a .keras file (e.g. logs/RUN/best.keras), torchvision's alexnet .pth or BVLC's
@@ -133,7 +133,7 @@ class DataConfig:
     # Compute the RGB mean and covariance eigen-decomposition at `make prepare`.
     colour_stats: bool = False
     # A tf.data service dispatcher ("grpc://host:port", `make data-service` starts one here) that runs the
-    # training input pipeline on its workers; None = in this process. See README "Several GPUs, several machines".
+    # training input pipeline on its workers; None = in this process. See docs/distributed.md.
     service: str | None = None
     # Number of images the demo generator makes per class (train; val is a quarter of it).
     demo_images_per_class: int = field(default=150, metadata=_range(1))

@@ -47,7 +47,7 @@ LR_FIND_PLOT = "lr_find.png"
 LR_FIND_RECORD = "lr_find.json"
 LOCK = "lock.json"
 
-# What each entry holds, in the order a run writes them. README's "What a run writes" table is this table
+# What each entry holds, in the order a run writes them. docs/runs.md's "What a run writes" table is this table
 # (a test compares the two).
 CONTENTS = {
     LOCK: ("while a process trains the run: its host, process id and start time, refreshed every 10 s; another "
@@ -90,7 +90,7 @@ CONTENTS = {
 
 
 def contents_table() -> str:
-    """CONTENTS as the Markdown table README's "What a run writes" shows."""
+    """CONTENTS as the Markdown table docs/runs.md's "What a run writes" shows."""
     rows = [f"| `{entry}` | {what} |" for entry, what in CONTENTS.items()]
     return "\n".join(["| path | contents |", "|---|---|", *rows])
 

@@ -41,7 +41,7 @@ REPORT, RECORD, GRADIENTS, REPORT_EVENTS = "report.md", "compare.json", "gradien
 # What each architecture changes in configs/compare.yaml (which is AlexNet's): LeNet-5 takes 32x32 inputs.
 COMPARED = {
     "lenet5": ("model.arch=lenet5", "model.image_size=32", "data.resize_size=36"),
-    "alexnet": ("model.init=he_normal", "model.zero_fc8=true"),  # the demo's start (README, "Every run learns")
+    "alexnet": ("model.init=he_normal", "model.zero_fc8=true"),  # the demo's start (docs/model.md, "Every run learns")
     "resnet18": ("model.arch=resnet18",),
     "plain18": ("model.arch=plain18",),
     "resnet50": ("model.arch=resnet50",),

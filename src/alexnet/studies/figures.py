@@ -202,7 +202,7 @@ def layer_statistics(series: dict[str, dict[str, list[tuple[int, float]]]]) -> b
 
 
 def table_figure(header: list[str], rows: list[list], title: str) -> bytes:
-    """A small table as a picture (the README shows Table 2 so)."""
+    """A small table as a picture (docs/evaluation.md shows Table 2 so)."""
     figure, axes = subplots(figsize=(7.5, 0.3 * (len(rows) + 1)), dpi=100)
     axes.axis("off")
     cells = axes.table(cellText=[[str(c) for c in r] for r in rows], colLabels=header, bbox=[0, 0, 1, 1],

@@ -38,7 +38,7 @@ from alexnet.training.imported import IMPORTED
 REPORT = "report.html"
 STUDY_RECORDS = (claims.RECORD, compare.RECORD)  # beside report.md, what makes a directory a study's
 STUDY_REPORT = claims.REPORT
-PICTURE_LIMIT = 250_000  # bytes of a picture written with --pictures (the README's stay small)
+PICTURE_LIMIT = 250_000  # bytes of a picture written with --pictures (the pictures of README.md and docs/ stay small)
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; }
@@ -61,7 +61,7 @@ LAYER_STATISTICS = ("activation_rms", "dead_fraction", "gradient_norm")
 def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) -> Path:
     """Writes run_dir/report.html (atomically) and returns its path; DataError for a missing or empty run.
 
-    pictures_dir: also write the page's pictures there as <run name>_<picture>.png (the README's).
+    pictures_dir: also write the page's pictures there as <run name>_<picture>.png (docs/'s).
     """
     run, pictures = RunDir(run_dir), Pictures()
     if not run.path.is_dir():
