@@ -1,6 +1,7 @@
 """Where this process stands in a multi-worker job: TensorFlow's TF_CONFIG, read without any TensorFlow call.
 
-Cluster launchers (Kubeflow's TFJob, or a shell per machine) set TF_CONFIG in every worker:
+Cluster launchers (Kubeflow's TFJob, or a shell per machine) set TF_CONFIG in every worker (in a Kubeflow
+Trainer v2 TrainJob, set_tf_config_from_trainjob makes it):
     {"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker", "index": 0}}
 With no "chief" in the cluster, worker 0 is the chief: it alone writes TensorBoard, best.keras, the
 export and the final metrics. Every worker must still take part in every save (variables such as metric
@@ -62,6 +63,25 @@ def current_task(environ=os.environ) -> Task:
 
 
 SINGLE_WORKER = Task()  # a process outside any multi-worker job
+
+# A pod of a Kubeflow Trainer v2 TrainJob (deploy/trainjob.yaml) has no TF_CONFIG: its JobSet names the pods
+# <trainjob>-node-0-<i> under the headless service <trainjob>, Kubernetes gives each its index in
+# JOB_COMPLETION_INDEX, and the runtime passes the TrainJob's name and node count in these variables.
+TRAINJOB_NAME, TRAINJOB_NODES, TRAINJOB_PORT = "ALEXNET_TRAINJOB", "ALEXNET_NUM_NODES", 2222
+
+
+def set_tf_config_from_trainjob(environ=os.environ) -> None:
+    """Sets TF_CONFIG (the workers' addresses and this pod's index) in a TrainJob's pod, where it is unset."""
+    if environ.get("TF_CONFIG") or not all(environ.get(k) for k in (TRAINJOB_NAME, TRAINJOB_NODES)):
+        return
+    name = environ[TRAINJOB_NAME]
+    try:
+        nodes, index = int(environ[TRAINJOB_NODES]), int(environ["JOB_COMPLETION_INDEX"])
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"{TRAINJOB_NODES} and JOB_COMPLETION_INDEX must be whole numbers in a TrainJob's pod "
+                          f"(the Job must be Indexed): {e}") from e
+    workers = [f"{name}-node-0-{i}.{name}:{TRAINJOB_PORT}" for i in range(nodes)]
+    environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
 # Words of the errors TensorFlow raises in a survivor when another task of the job dies.

@@ -47,7 +47,15 @@ from alexnet.training.checkpoints import (
     restore,
     state_bytes,
 )
-from alexnet.training.cluster import SINGLE_WORKER, PeerWatchdog, Task, current_task, is_peer_loss, peer_lost_message
+from alexnet.training.cluster import (
+    SINGLE_WORKER,
+    PeerWatchdog,
+    Task,
+    current_task,
+    is_peer_loss,
+    peer_lost_message,
+    set_tf_config_from_trainjob,
+)
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
 from alexnet.training.guards import DivergenceGuard, SignalStop
 from alexnet.training.precision import resolve_precision
@@ -64,6 +72,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
     {"fit_seconds"} alone.
     """
     started = time.perf_counter()
+    set_tf_config_from_trainjob()  # in a TrainJob's pod, before anything reads TF_CONFIG
     run, task = RunDir(run_dir), current_task()
     strategy = make_strategy(config.train, task)
     seed_run(config.train)
