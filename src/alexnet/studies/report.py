@@ -61,7 +61,7 @@ LAYER_STATISTICS = ("activation_rms", "dead_fraction", "gradient_norm")
 def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) -> Path:
     """Writes run_dir/report.html (atomically) and returns its path; DataError for a missing or empty run.
 
-    pictures_dir: also write the page's pictures there as <run name>_<picture>.png (docs/'s).
+    pictures_dir: also write the page's pictures there as <run name>_<picture>.png (as docs/ holds them).
     """
     run, pictures = RunDir(run_dir), Pictures()
     if not run.path.is_dir():
