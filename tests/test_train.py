@@ -128,3 +128,15 @@ def test_tensorboards_hparams_tab_shows_the_keys_that_tell_runs_apart_and_the_fi
     best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
     (top1,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "final/top1_error"]
     assert top1 == pytest.approx(best["val_top1_error"])
+
+
+def test_tensorboard_says_the_training_errors_are_read_in_training_mode(tiny_run):
+    """Through the Scalars plugin's own HTTP API: the training loss and errors carry what they are, the
+    validation ones do not need to."""
+    url = tensorboard_server(tiny_run.parent)
+    tags = wait_for(lambda: json.loads(http_get(url + "data/plugin/scalars/tags")).get(f"{tiny_run.name}/train"))
+    for tag in ("loss", "top1_error", "epoch_top1_error", "epoch_top5_error"):
+        assert "Training mode: averaged over the steps, with dropout and augmentation on" in tags[tag]["description"]
+    assert tags["learning_rate"]["description"] == ""
+    validation = json.loads(http_get(url + "data/plugin/scalars/tags"))[f"{tiny_run.name}/validation"]
+    assert validation["epoch_top1_error"]["description"] == ""

@@ -56,7 +56,8 @@ CONTENTS = {
     CLASSES: "class names, in label order",
     RUN_INFO: ("the command, when it started (and how often it resumed), the machine, the package versions and "
                "the data set's size"),
-    f"{TRAIN_EVENTS}/": ("TensorBoard, training: loss, top-1/top-5 error, learning rate, images/s every "
+    f"{TRAIN_EVENTS}/": ("TensorBoard, training: loss, top-1/top-5 error (in training mode, as each tag's "
+                         "description says), learning rate, images/s every "
                          "`tensorboard.every_steps` steps, and per epoch with the epoch time; per-layer "
                          "activation and gradient statistics (`layers/*`) every `tensorboard.layer_stats_steps`"),
     f"{VALIDATION_EVENTS}/": "TensorBoard, validation: loss, top-1/top-5 error per epoch",

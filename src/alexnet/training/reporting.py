@@ -49,6 +49,12 @@ HISTORY_COLUMNS = ("epoch", "step", "loss", "top1_error", "top5_error", "val_los
 
 
 HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
+# Keras's training loss and errors are averaged over the steps with dropout and augmentation on: TensorBoard
+# shows this beside them, so that no one reads them as how well the network fits its training images.
+TRAINING_MODE = ("Training mode: averaged over the steps, with dropout and augmentation on. Not how well the "
+                 "final weights fit the training images: eval.train_error_images measures that, in inference "
+                 "mode (final_metrics.json).")
+TRAINING_MODE_TAGS = {f"{prefix}{name}" for prefix in ("", "epoch_") for name in ("loss", "top1_error", "top5_error")}
 HISTOGRAM_CHUNK = 1 << 22  # values counted at a time: 32 MB of float64, whatever the size of the weight
 
 
@@ -228,7 +234,8 @@ class TrainingReporter(keras.callbacks.Callback):
         with self.writers[writer].as_default(step=step):
             for tag, value in values.items():
                 if self._is_new(writer, tag, step):
-                    tf.summary.scalar(tag, value)
+                    training_mode = writer == rundir.TRAIN_EVENTS and tag in TRAINING_MODE_TAGS
+                    tf.summary.scalar(tag, value, description=TRAINING_MODE if training_mode else None)
 
     def _learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
