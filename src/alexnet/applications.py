@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from alexnet.architectures import build_from_config
 from alexnet.config import (
     LAYOUT_KEYS,
     WEIGHT_FILE_LAYOUTS,
@@ -26,7 +27,6 @@ from alexnet.config import (
     follow_weight_file,
 )
 from alexnet.errors import ConfigError, DataError
-from alexnet.model import build_alexnet
 from alexnet.pretrained import (
     TORCHVISION_FILE,
     TORCHVISION_SHA256_PREFIX,
@@ -76,6 +76,8 @@ def AlexNet(  # noqa: N802  the keras.applications convention: a constructor nam
         raise ConfigError(f"classes={classes}: a classifier needs at least one class")
     config = ModelConfig(**check_section("model", ModelConfig, {"variant": variant, "num_classes": classes,
                                                                 **model_keys}))
+    if config.arch != "alexnet":
+        raise ConfigError(f"arch={config.arch!r}: alexnet.AlexNet builds AlexNet (model.arch is make train's key)")
     config.init_from = str(path) if path else None
     follow_weight_file(config)
     config.image_size = _image_size(config, input_shape, include_top)
@@ -85,8 +87,7 @@ def AlexNet(  # noqa: N802  the keras.applications convention: a constructor nam
         raise ConfigError(f"classes={classes} with the top of {path.name}, which classifies {len(trained['fc8'][-1])} "
                           f"classes: pass classes={len(trained['fc8'][-1])}, or include_top=False and a classifier of "
                           f"your own")
-    values = {key: getattr(config, key) for key in ModelConfig.__dataclass_fields__ if key not in ("arch", "init_from")}
-    model = build_alexnet(**values)
+    model = build_from_config(config, classes)
     if trained:
         load_weights(model, trained, path, include_top)
     if include_top:

@@ -353,6 +353,11 @@ def check_section(section: str, cls, values: dict) -> dict:
             for name, value in values.items()}
 
 
+def choices(cls, name: str) -> tuple:
+    """The values the Literal-typed field `name` of the config dataclass cls accepts."""
+    return typing.get_args(typing.get_type_hints(cls)[name])
+
+
 def _merge(obj, updates: dict, prefix: str = ""):
     """Applies a nested dict of updates to a config dataclass in place, checking every key and value."""
     if not isinstance(updates, dict):

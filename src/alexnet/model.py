@@ -302,19 +302,18 @@ def build_alexnet(
     scales = lrn_activation_scales(input_scale, init, 11 * 11 * 3, 5 * 5 * filters[0] // spec["groups"][1]) \
         if layout == "project" else (1.0, 1.0)
 
-    def normalise(x, name):
+    def normalise(x, name, activation_scale):
         return LocalResponseNormalization(bias=convention["lrn_bias"], alpha=convention["lrn_alpha"],
-                                          activation_scale=scales[int(name[-1]) - 1], name=name,
-                                          dtype=dtype_policy)(x)
+                                          activation_scale=activation_scale, name=name, dtype=dtype_policy)(x)
 
     images, x = prepared_input(image_size, centre, input_scale, colour_noise, colour_stats, seed, layout)
     x = conv(x, 1, 11, strides=4, padding="valid")
     if lrn:
-        x = normalise(x, "lrn1")
+        x = normalise(x, "lrn1", scales[0])
     x = pool(x, "pool1")
     x = conv(x, 2, 5)
     if lrn:
-        x = normalise(x, "lrn2")
+        x = normalise(x, "lrn2", scales[1])
     x = pool(x, "pool2")
     for index in (3, 4):
         if remove_conv != f"conv{index}":

@@ -23,7 +23,7 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.hparams import api as hp
 
 from alexnet import rundir
-from alexnet.config import config_yaml
+from alexnet.config import DataConfig, ModelConfig, TrainConfig, choices, config_yaml
 from alexnet.metrics import errors, validation_errors
 from alexnet.seeds import stream_seed
 from alexnet.training.layer_stats import LayerProbe, weighted_layers
@@ -49,13 +49,13 @@ HISTORY_COLUMNS = ("epoch", "step", "loss", "top1_error", "top5_error", "val_los
 
 
 HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
+HISTOGRAM_CHUNK = 1 << 22  # values counted at a time: 32 MB of float64, whatever the size of the weight
 # Keras's training loss and errors are averaged over the steps with dropout and augmentation on: TensorBoard
 # shows this beside them, so that no one reads them as how well the network fits its training images.
 TRAINING_MODE = ("Training mode: averaged over the steps, with dropout and augmentation on. Not how well the "
                  "final weights fit the training images: eval.train_error_images measures that, in inference "
                  "mode (final_metrics.json).")
 TRAINING_MODE_TAGS = {f"{prefix}{name}" for prefix in ("", "epoch_") for name in ("loss", "top1_error", "top5_error")}
-HISTOGRAM_CHUNK = 1 << 22  # values counted at a time: 32 MB of float64, whatever the size of the weight
 
 
 def histogram_buckets(values, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarray:
@@ -164,32 +164,43 @@ def first_convolution(model: keras.Model):
     return next(layer for layer in weighted_layers(model) if len(layer.kernel.shape) == 4)
 
 
+def hparam_value(value):
+    """A config value as the HParams tab takes it: booleans as "true" / "false" (model.lrn mixes them with a
+    string)."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+def discrete(cls, key: str) -> hp.HParam:
+    """The HParam of a Literal-typed config key, its domain the values the config accepts."""
+    section = cls.__name__.removesuffix("Config").lower()
+    return hp.HParam(f"{section}.{key}", hp.Discrete([hparam_value(v) for v in choices(cls, key)]))
+
+
 # The keys that tell runs apart in TensorBoard's HParams tab, each with its domain (a declared domain gives the
 # tab a typed axis: a key whose values mix None, numbers and strings breaks its numeric axes,
 # tensorflow/tensorboard#4770, #2942), and the final metrics beside them. The whole config is the Text tab's.
 HPARAMS = (
-    hp.HParam("model.arch", hp.Discrete(["alexnet", "lenet5", "resnet18", "plain18", "resnet50"])),
-    hp.HParam("model.variant", hp.Discrete(["paper", "paper_grouped", "owt"])),
+    discrete(ModelConfig, "arch"),
+    discrete(ModelConfig, "variant"),
     hp.HParam("model.dropout", hp.RealInterval(0.0, 1.0)),
-    hp.HParam("model.lrn", hp.Discrete(["variant", "true", "false"])),
-    hp.HParam("data.augment", hp.Discrete(["paper", "inception", "none"])),
+    discrete(ModelConfig, "lrn"),
+    discrete(DataConfig, "augment"),
     hp.HParam("train.learning_rate", hp.RealInterval(0.0, 10.0)),
     hp.HParam("train.global_batch_size", hp.IntInterval(1, 1 << 20)),
     hp.HParam("train.epochs", hp.IntInterval(1, 1 << 20)),
-    hp.HParam("train.schedule", hp.Discrete(["paper", "step", "cosine", "constant"])),
-    hp.HParam("train.precision", hp.Discrete(["auto", "float32", "mixed_float16", "mixed_bfloat16"])),
+    discrete(TrainConfig, "schedule"),
+    discrete(TrainConfig, "precision"),
 )
 HPARAM_METRICS = (hp.Metric("final/top1_error", display_name="final val top-1 error"),
                   hp.Metric("final/top5_error", display_name="final val top-5 error"))
 
 
 def run_hparams(config) -> dict:
-    """{HParam: the run's value} of HPARAMS, each as its domain takes it (model.lrn as a string)."""
+    """{HParam: the run's value} of HPARAMS, each as its domain takes it."""
     values = {}
     for param in HPARAMS:
         section, key = param.name.split(".")
-        value = getattr(getattr(config, section), key)
-        values[param] = str(value).lower() if isinstance(value, bool) else value
+        values[param] = hparam_value(getattr(getattr(config, section), key))
     return values
 
 
