@@ -164,12 +164,12 @@ def percent(value) -> str:
 
 def run_body(run: RunDir, pictures: Pictures) -> str:
     """Every section of a training run's page, those the run has the files for."""
-    train, validation = (event_data(run / name) for name in (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS))
     root = event_data(run.path)
+    if (run / IMPORTED).exists():  # trained elsewhere: no epochs to read
+        return imported_body(run, root, pictures)
+    train, validation = (event_data(run / name) for name in (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS))
     train_scalars, val_scalars = scalar_series(train), scalar_series(validation)
     rows = epoch_table(train_scalars, val_scalars)
-    if (run / IMPORTED).exists():
-        return imported_body(run, root, pictures)
     if not rows:
         raise DataError(f"{run.path} has no finished epoch to report yet (no epoch scalars in "
                         f"{run / rundir.TRAIN_EVENTS}): train it first with `make train RUN={run.name}`")
