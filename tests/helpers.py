@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESIZE, SIZE = 48, 40  # test-sized resize_size / image_size (model.image_size must be >= 35)
 # A tiny network built by the same function: 67x67 inputs from 74x74 squares, 1/16 of the widths, in float32
 # whatever train.precision=auto would pick on this machine (a test about the precision says so).
+# The command every worker of a cluster job runs (docs/distributed.md; deploy/'s manifests): not make, which
+# turns every failure into exit status 2.
+CLUSTER_COMMAND = ".venv/bin/python -m alexnet train --config configs/imagenet2012.yaml --run imagenet2012"
 TINY = ["model.width=0.0625", "model.image_size=67", "data.resize_size=74", "model.init=he_normal",
         "model.input_scale=0.015625", "tensorboard.every_steps=1", "train.precision=float32"]
 

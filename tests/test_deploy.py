@@ -17,7 +17,7 @@ import yaml
 from alexnet import errors
 from alexnet.errors import ConfigError
 from alexnet.training.cluster import TRAINJOB_NAME, TRAINJOB_NODES, TRAINJOB_PORT, set_tf_config_from_trainjob
-from helpers import ROOT
+from helpers import CLUSTER_COMMAND, ROOT
 
 CRDS = {"ClusterTrainingRuntime": "trainer.kubeflow.org_clustertrainingruntimes.yaml.gz",
         "TrainJob": "trainer.kubeflow.org_trainjobs.yaml.gz"}
@@ -107,7 +107,7 @@ def test_each_pod_runs_the_documented_command_and_gets_the_tf_config_of_its_inde
     job, documents = node_job(), manifests()
     (container,) = job["template"]["spec"]["containers"]
     command = " ".join(container["command"])
-    assert command == ".venv/bin/python -m alexnet train --config configs/imagenet2012.yaml --run imagenet2012"
+    assert command == CLUSTER_COMMAND
     assert f"  {command}" in (ROOT / "docs" / "distributed.md").read_text()
     assert job["completionMode"] == "Indexed" and container["ports"] == [{"containerPort": TRAINJOB_PORT}]
     assert container["env"] == [{"name": TRAINJOB_NAME, "valueFrom": {"fieldRef": {

@@ -16,7 +16,7 @@ import yaml
 
 from alexnet import rundir
 from alexnet.training.upstream_fixes import UPSTREAM_ISSUES
-from helpers import ROOT, TINY, backup_positions, scalars, steps
+from helpers import CLUSTER_COMMAND, ROOT, TINY, backup_positions, scalars, steps
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
 
@@ -200,7 +200,7 @@ def manifest_command() -> list[str]:
 
 def test_the_kubeflow_manifest_runs_the_documented_command_and_not_make():
     command = " ".join(manifest_command())
-    assert command == ".venv/bin/python -m alexnet train --config configs/imagenet2012.yaml --run imagenet2012"
+    assert command == CLUSTER_COMMAND
     page = (ROOT / "docs" / "distributed.md").read_text()
     assert page.count(f"  {command}") == 2  # the command each machine runs
     worker = manifest_worker()
