@@ -7,19 +7,23 @@ import pytest
 import tensorflow as tf
 
 from alexnet import rundir
-from alexnet.studies.lr_find import RangeTest, find_learning_rate, suggest
+from alexnet.studies.lr_find import RangeTest, find_learning_rate, range_schedule, suggest
 from helpers import all_tags, scalars, tiny_config
 
 
 def test_each_steps_loss_is_recovered_from_kerass_running_mean():
-    test = RangeTest(1e-3, 1.0, steps=4, smoothing=0.5)
+    test = RangeTest(smoothing=0.5)
     test.set_model(type("M", (), {"stop_training": False})())
     losses = [2.0, 1.0, 4.0, 3.0]
     for batch in range(len(losses)):
         test.on_train_batch_end(batch, {"loss": np.mean(losses[: batch + 1])})
     np.testing.assert_allclose(test.losses, losses)
     np.testing.assert_allclose(test.smoothed, [2.0, 1.5, 2.75, 2.875])
-    np.testing.assert_allclose(test.rates, [1e-3, 1e-2, 1e-1, 1.0])
+
+
+def test_the_rate_grows_geometrically_from_the_lowest_to_the_highest():
+    schedule = range_schedule(1e-3, 1.0, steps=4)
+    np.testing.assert_allclose([float(schedule(s)) for s in range(4)], [1e-3, 1e-2, 1e-1, 1.0], rtol=1e-6)
 
 
 def test_the_suggestion_is_a_tenth_of_the_rate_at_the_lowest_smoothed_loss():
@@ -45,7 +49,8 @@ def test_range_test_writes_the_curve_the_plot_and_tensorboard(small_data, tmp_pa
     assert record["suggested_learning_rate"] == result["suggested_learning_rate"]
     steps = record["steps"]
     assert 5 <= steps <= 12 and len(record["losses"]) == len(record["learning_rates"]) == steps
-    np.testing.assert_allclose(record["learning_rates"], np.geomspace(1e-4, 10, 12)[:steps])
+    # The rates the optimizer used, step by step.
+    np.testing.assert_allclose(record["learning_rates"], np.geomspace(1e-4, 10, 12)[:steps], rtol=1e-6)
     lowest = int(np.argmin(record["smoothed_losses"]))
     assert record["learnt"] == (record["smoothed_losses"][lowest] < 0.95 * np.log(10))
     expected = record["learning_rates"][lowest] / 10 if record["learnt"] else None

@@ -97,6 +97,14 @@ def test_the_report_of_a_finished_run_holds_every_section_and_the_runs_own_numbe
 
 
 @pytest.mark.slow
+def test_the_rate_drops_are_read_from_the_logged_rates():
+    rows = [{"epoch": e, "learning_rate": r} for e, r in enumerate([0.01, 0.01, 0.001, 0.001, 0.0001], start=1)]
+    assert report.drop_epochs(rows) == [2, 4]
+    # A warm-up climbs and a cosine falls to 0: neither is a division by 10.
+    rows = [{"epoch": e, "learning_rate": r} for e, r in enumerate([0.025, 0.1, 0.05, 0.0], start=1)]
+    assert report.drop_epochs(rows) == []
+
+
 def test_an_unfinished_run_is_reported_as_such_and_a_missing_or_empty_one_is_refused(tiny_run, tmp_path):
     run = tmp_path / "half"
     shutil.copytree(tiny_run, run)

@@ -18,31 +18,38 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.config import Config
 from alexnet.files import write_json
 from alexnet.rundir import RunDir
-from alexnet.studies.figures import lr_find_plot, tensorboard_image
+from alexnet.studies.figures import lr_find_plot
+from alexnet.studies.runner import publish
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
 UNIFORM_FRACTION = 0.95  # a sweep whose loss never falls below this much of ln(classes) learnt nothing
 
 
-class RangeTest(keras.callbacks.Callback):
-    """Sets an exponentially growing rate before every step and records every step's own loss."""
+def range_schedule(min_lr: float, max_lr: float, steps: int) -> keras.optimizers.schedules.ExponentialDecay:
+    """The rate of the range test's step s: min_lr * (max_lr / min_lr) ** (s / (steps - 1)), growing from min_lr at
+    the first step to max_lr at the last."""
+    return keras.optimizers.schedules.ExponentialDecay(min_lr, steps - 1, max_lr / min_lr)
 
-    def __init__(self, min_lr: float, max_lr: float, steps: int, smoothing: float):
+
+class RangeTest(keras.callbacks.Callback):
+    """Records every step's rate (the optimizer's, from its schedule), its own loss and the smoothed loss; stops
+    once the smoothed loss diverges."""
+
+    def __init__(self, smoothing: float):
         super().__init__()
-        self.rates = np.geomspace(min_lr, max_lr, steps)
         self.smoothing = smoothing
+        self.rates: list[float] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
         self.previous_mean = 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate = float(self.rates[batch])
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
     def on_train_batch_end(self, batch, logs=None):
         # Keras logs the running mean of the epoch; the step's own loss is what that mean added.
@@ -76,26 +83,21 @@ def find_learning_rate(config: Config, run_dir) -> dict:
     seed_run(config.train)
     run.path.mkdir(parents=True, exist_ok=True)
     data = load_data(config, run, strategy)
-    model = build_model(config, len(data.info.class_names), strategy)
-    test = RangeTest(lf.min_lr, lf.max_lr, lf.steps, lf.smoothing)
+    schedule = range_schedule(lf.min_lr, lf.max_lr, lf.steps)
+    model = build_model(config, len(data.info.class_names), strategy, schedule)
+    test = RangeTest(lf.smoothing)
     print(f"learning-rate range test: {lf.steps} steps from {lf.min_lr:g} to {lf.max_lr:g}", flush=True)
     model.fit(data.train, epochs=1, steps_per_epoch=lf.steps, callbacks=[test], verbose=0, shuffle=False)
     steps = len(test.losses)
-    rates = test.rates[:steps]
+    rates = np.asarray(test.rates[:steps])
     uniform = math.log(len(data.info.class_names))  # the loss of a uniform guess
     suggestion = suggest(rates, test.smoothed, uniform)
     y_limit = min(max(test.smoothed), DIVERGED * min(test.smoothed)) * 1.1
     png = lr_find_plot(rates, test.losses, test.smoothed, suggestion["suggested_learning_rate"], uniform, y_limit,
                        f"{run.name}: learning-rate range test")
     (run / rundir.LR_FIND_PLOT).write_bytes(png)
-    writer = tf.summary.create_file_writer(str(run / rundir.LR_FIND))
-    with writer.as_default():
-        for step, (rate, loss, smooth) in enumerate(zip(rates, test.losses, test.smoothed, strict=True)):
-            tf.summary.scalar("learning_rate", rate, step=step)
-            tf.summary.scalar("loss", loss, step=step)
-            tf.summary.scalar("smoothed_loss", smooth, step=step)
-        tensorboard_image("loss_vs_learning_rate", png)
-    writer.close()
+    publish(run / rundir.LR_FIND, texts={}, images={"loss_vs_learning_rate": png},
+            series={"learning_rate": rates.tolist(), "loss": test.losses, "smoothed_loss": test.smoothed})
     result = {**suggestion, "uniform_guess_loss": uniform, "steps": steps,
               "batch_size": config.train.global_batch_size, "learning_rates": rates.tolist(),
               "losses": test.losses, "smoothed_losses": test.smoothed}

@@ -2,7 +2,7 @@
 
 The page opens offline in any browser: styles inline, every picture an embedded PNG, no script, font or
 link that leaves the file. It is a read-only view of what the run already wrote: config.yaml, run.json,
-best.json, final_metrics.json, lr_schedule.json, eval.json, and the TensorBoard event files, read with
+best.json, final_metrics.json, eval.json, and the TensorBoard event files, read with
 TensorBoard's own reader (EventAccumulator): the curves' numbers are the event files' numbers, and the
 pictures TensorBoard shows (conv1's filters, Figure 4, the confusion matrix) are the very PNGs in them.
 Nothing is recomputed; the curves are drawn with matplotlib.
@@ -20,6 +20,7 @@ import base64
 import datetime
 import html
 import io
+import math
 from pathlib import Path
 
 import yaml
@@ -116,13 +117,12 @@ def epoch_table(train: dict, validation: dict) -> list[dict]:
     return rows
 
 
-def drop_epochs(run: RunDir) -> list[int]:
-    """The epochs after which the learning-rate schedule divided the rate by 10 (lr_schedule.json)."""
-    path = run / rundir.LR_SCHEDULE
-    if not path.exists():
-        return []
-    states = sorted(((int(epoch), state["drops"]) for epoch, state in read_json(path).items()))
-    return [epoch + 1 for (epoch, drops), (_, before) in zip(states[1:], states[:-1], strict=True) if drops > before]
+def drop_epochs(rows: list[dict]) -> list[int]:
+    """The epochs after which the learning rate was divided by 10: those whose last step's rate (the epoch's
+    logged rate) is ten times the next epoch's, whichever schedule or rule divided it."""
+    rates = [(row["epoch"], row.get("learning_rate")) for row in rows]
+    return [epoch for (epoch, rate), (_, after) in zip(rates[:-1], rates[1:], strict=True)
+            if rate and after and math.isclose(after, rate / 10, rel_tol=1e-3)]
 
 
 # ----- HTML pieces -----
@@ -258,7 +258,7 @@ def errors_section(run: RunDir, rows: list[dict]) -> str:
 def curves_section(run: RunDir, rows: list[dict], pictures: Pictures) -> str:
     """Loss, top-1 and top-5 error (training and validation), learning rate and images/s against epochs, the
     learning-rate drops marked; with the numbers as a table."""
-    drops = drop_epochs(run)
+    drops = drop_epochs(rows)
     png = figures.training_curves(rows, CURVES, drops, f"{run.name}: training curves")
     columns = [name for name, _ in CURVES] + [f"val_{name}" for name in ("loss", "top1_error", "top5_error")]
     body = [[r["epoch"], r["step"], *(_cell(c, r.get(c)) for c in columns)] for r in rows]
