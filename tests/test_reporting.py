@@ -1,4 +1,5 @@
-"""TensorBoard reporting: weight histograms counted without TensorBoard's one-hot blow-up, the same view."""
+"""TensorBoard reporting: weight histograms counted without TensorBoard's one-hot blow-up, the same view; peak memory;
+the epoch writers on a diverged network."""
 
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from alexnet.training import reporting
+from alexnet.training import histograms, memory, pictures, reporting
+from alexnet.training.history import read_history
 
 
 def written(tmp_path, name, write) -> np.ndarray:
@@ -34,7 +36,7 @@ def written(tmp_path, name, write) -> np.ndarray:
     np.array([0.0, 1.0, 1.0, 2.0 - 1e-12, 2.0]),  # values on bucket edges and at the maximum
 ], ids=["kernel", "uniform", "constant", "empty", "edges"])
 def test_histograms_are_the_buckets_tensorboards_own_op_writes(values, tmp_path):
-    ours = written(tmp_path, "ours", lambda: reporting.write_histogram("h", values, step=3))
+    ours = written(tmp_path, "ours", lambda: histograms.write_histogram("h", values, step=3))
     theirs = written(tmp_path, "theirs", lambda: tf.summary.histogram("h", values, step=3))
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
     if values.size:
@@ -43,9 +45,9 @@ def test_histograms_are_the_buckets_tensorboards_own_op_writes(values, tmp_path)
 
 def test_a_large_kernels_histogram_needs_a_few_chunks_of_memory_not_a_one_hot_matrix(monkeypatch):
     weights = np.random.default_rng(0).normal(0, 0.01, 4_000_000).astype(np.float32)  # 16 MB
-    monkeypatch.setattr(reporting, "HISTOGRAM_CHUNK", 1 << 20)
+    monkeypatch.setattr(histograms, "HISTOGRAM_CHUNK", 1 << 20)
     tracemalloc.start()
-    buckets = reporting.histogram_buckets(weights)
+    buckets = histograms.histogram_buckets(weights)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert buckets[:, 2].sum() == weights.size
@@ -56,9 +58,9 @@ def test_a_large_kernels_histogram_needs_a_few_chunks_of_memory_not_a_one_hot_ma
 @pytest.mark.slow  # subprocesses
 def test_a_process_started_by_a_large_one_reports_its_own_peak_memory():
     held = np.ones(400_000_000 // 8)  # 400 MB, touched, held by this process while it starts another
-    code = "from alexnet.training.reporting import peak_memory_gb; print(peak_memory_gb())"
+    code = "from alexnet.training.memory import peak_memory_gb; print(peak_memory_gb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    parent = reporting.peak_memory_gb()
+    parent = memory.peak_memory_gb()
     assert held.sum() > 0 and 0.01 < child < parent - 0.3, (child, parent)  # getrusage gave the child >= parent
 
 
@@ -68,9 +70,9 @@ def test_the_epoch_reporters_cope_with_a_diverged_networks_nan_weights(small_dat
     from alexnet.training.driver import build_model
     from helpers import all_tags, scalars, tiny_config
 
-    assert reporting.histogram_buckets(np.array([1.0, np.nan, 3.0, np.inf]))[:, 2].sum() == 2  # finite ones
-    assert reporting.histogram_buckets(np.full(5, np.nan))[:, 2].sum() == 0
-    grid = reporting.conv1_filter_grid(np.full((11, 11, 3, 4), np.nan, np.float32))
+    assert histograms.histogram_buckets(np.array([1.0, np.nan, 3.0, np.inf]))[:, 2].sum() == 2  # finite ones
+    assert histograms.histogram_buckets(np.full(5, np.nan))[:, 2].sum() == 0
+    grid = pictures.conv1_filter_grid(np.full((11, 11, 3, 4), np.nan, np.float32))
     assert np.all(np.isfinite(grid))
     config = tiny_config(small_data)
     model = build_model(config, 10, tf.distribute.get_strategy())
@@ -87,7 +89,7 @@ def test_the_epoch_reporters_cope_with_a_diverged_networks_nan_weights(small_dat
     reporter.on_train_batch_begin(0)
     nan = {"loss": np.nan, "top1": 0.0, "top5": 0.0}
     reporter.on_epoch_end(0, {**nan, **{f"val_{k}": v for k, v in nan.items()}})
-    assert np.isnan(reporting.read_history(tmp_path)[0]["loss"])
+    assert np.isnan(read_history(tmp_path)[0].loss)
     reporter.on_train_end()
     tags = all_tags(tmp_path)
     assert {"filters/conv1", "inputs/augmented", "weights/conv1/kernel"} <= tags, tags

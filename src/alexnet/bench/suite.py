@@ -46,8 +46,8 @@ from alexnet.errors import ConfigError
 from alexnet.files import read_json, write_json, write_text
 from alexnet.model import LocalResponseNormalization, build_alexnet
 from alexnet.native_logs import import_tensorflow_quietly
+from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
-from alexnet.training.reporting import peak_memory_gb
 
 AUTOTUNE = tf.data.AUTOTUNE
 TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9, "run_steps_and_validation": 0.9}
@@ -73,10 +73,67 @@ class BenchSettings:
     run_overrides: tuple[str, ...] = ()  # (e): overrides on top of the config (tests make the run tiny)
 
 
-def _summary(samples: list[float]) -> dict:
-    """Median, min and max of per-repetition images/s."""
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
-            "samples": [round(s, 2) for s in samples]}
+@dataclass(frozen=True)
+class Throughput:
+    """A measured row: images/s of each timed repetition, their median, min and max."""
+
+    key: str
+    label: str
+    median: float
+    min: float
+    max: float
+    samples: list[float]
+
+    @classmethod
+    def of(cls, key: str, label: str, samples: list[float]) -> Throughput:
+        """The row of these per-repetition images/s."""
+        return cls(key, label, statistics.median(samples), min(samples), max(samples), [round(s, 2) for s in samples])
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Two figures of the same run divided, and whether the ratio reaches its target (None: no target)."""
+
+    key: str
+    label: str
+    value: float
+    target: float | None = None
+
+    @property
+    def met(self) -> bool | None:
+        """value >= target."""
+        return None if self.target is None else bool(self.value >= self.target)
+
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    """A process's peak memory in GB, and whether it stays within its target (None: no target)."""
+
+    key: str
+    label: str
+    gb: float
+    target: float | None = None
+
+    @property
+    def met(self) -> bool | None:
+        """gb <= target."""
+        return None if self.target is None else bool(self.gb <= self.target)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """What make bench measured: the settings, the machine, and the rows, ratios and peaks of its table."""
+
+    settings: dict
+    environment: dict
+    rows: list[Throughput]
+    ratios: list[Ratio]
+    memory: list[MemoryPeak]
+
+    def record(self) -> dict:
+        """bench.json's content: every field, and each ratio's and peak's verdict against its target."""
+        return {**dataclasses.asdict(self), "ratios": [{**dataclasses.asdict(r), "met": r.met} for r in self.ratios],
+                "memory": [{**dataclasses.asdict(m), "met": m.met} for m in self.memory]}
 
 
 def time_fit(model: keras.Model, dataset: tf.data.Dataset, settings: BenchSettings) -> list[float]:
@@ -184,7 +241,7 @@ def _label(precision: str, jit: bool) -> str:
     return f"{precision}, XLA {'on' if jit else 'off'}"
 
 
-def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None = None) -> dict:
+def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None = None) -> BenchResult:
     """Runs (a)-(d) for config's data (source demo or folder), prints one table, writes logs_dir/bench.json.
 
     The LRN ratio and the fit from files use config.train.precision (auto resolved for this machine, and the
@@ -208,13 +265,12 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     rows, ratios = [], []
 
     def measure(key, label, samples):
-        rows.append({"key": key, "label": label, **_summary(samples)})
-        print(f"bench: {label}: {rows[-1]['median']:.1f} img/s", flush=True)
-        return rows[-1]["median"]
+        rows.append(Throughput.of(key, label, samples))
+        print(f"bench: {label}: {rows[-1].median:.1f} img/s", flush=True)
+        return rows[-1].median
 
     def ratio(key, label, value, target=None):
-        ratios.append({"key": key, "label": label, "value": value, "target": target,
-                       "met": None if target is None else bool(value >= target)})
+        ratios.append(Ratio(key, label, value, target))
 
     # (a) the training step with no input cost, at each precision and XLA setting, each with its peak memory.
     step, step_peak = {}, {}
@@ -272,40 +328,35 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
 
     # (e) a short default training run in a process of its own.
     run = default_run(config, logs_dir, settings)
-    def peak(key, label, gb, target=None):
-        return {"key": key, "label": label, "gb": gb, "target": target,
-                "met": None if target is None else bool(gb <= target)}
-    memory = [peak("peak_synthetic_step", f"peak memory, synthetic step, {_label(*default)}", step_peak[default]),
-              peak("peak_default_run", f"peak memory, default training run ({settings.run_epochs} epochs)",
-                   run["peak_memory_gb"], MEMORY_TARGET_GB),
-              peak("peak_bench", "peak memory, make bench's own process (pipelines, records)", peak_memory_gb(),
-                   MEMORY_TARGET_GB)]
+    memory = [MemoryPeak("peak_synthetic_step", f"peak memory, synthetic step, {_label(*default)}",
+                         step_peak[default]),
+              MemoryPeak("peak_default_run", f"peak memory, default training run ({settings.run_epochs} epochs)",
+                         run["peak_memory_gb"], MEMORY_TARGET_GB),
+              MemoryPeak("peak_bench", "peak memory, make bench's own process (pipelines, records)",
+                         peak_memory_gb(), MEMORY_TARGET_GB)]
     inside = run["train_seconds"] + run["validation_seconds"]
     ratio("run_steps_and_validation", "training steps + validation / wall time, default run",
           inside / run["wall_seconds"], TARGETS["run_steps_and_validation"])
     ratio("run_steps", "training steps / wall time, default run", run["train_seconds"] / run["wall_seconds"])
 
-    result = {
-        "settings": dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
-                                                    "train_files": files_info.num_train, "data_dir": config.data.dir},
-        "environment": {"tensorflow": tf.__version__, "keras": keras.__version__, "cpus": os.cpu_count(),
-                        "precision": {"setting": config.train.precision, "chosen": precision, "why": why},
-                        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-                        "seconds": round(time.perf_counter() - started, 1)},
-        "rows": rows,
-        "ratios": ratios,
-        "memory": memory,
-    }
+    result = BenchResult(
+        settings=dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
+                                                 "train_files": files_info.num_train, "data_dir": config.data.dir},
+        environment={"tensorflow": tf.__version__, "keras": keras.__version__, "cpus": os.cpu_count(),
+                     "precision": {"setting": config.train.precision, "chosen": precision, "why": why},
+                     "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+                     "seconds": round(time.perf_counter() - started, 1)},
+        rows=rows, ratios=ratios, memory=memory)
     print(format_table(result))
     logs_dir.mkdir(parents=True, exist_ok=True)
-    write_json(logs_dir / "bench.json", result)
+    write_json(logs_dir / "bench.json", result.record())
     print(f"bench: wrote {logs_dir / 'bench.json'}")
     return result
 
 
-def format_table(result: dict) -> str:
+def format_table(result: BenchResult) -> str:
     """The one table `make bench` prints: images/s (median, min-max) then the ratios against their targets."""
-    s, env = result["settings"], result["environment"]
+    s, env = result.settings, result.environment
     lines = [
         f"{s['variant']} AlexNet (width {s['width']}), batch {s['batch']}, {s['num_classes']} classes, "
         f"{env['cpus']} CPUs, TF {env['tensorflow']}, Keras {env['keras']}, load {env['load_average_before']:.1f}; "
@@ -315,17 +366,17 @@ def format_table(result: dict) -> str:
         f"| {'measurement':<58} | {'img/s':>8} | {'min-max':>15} |",
         f"|{'-' * 60}|{'-' * 10}|{'-' * 17}|",
     ]
-    for row in result["rows"]:
-        spread = f"{row['min']:.1f}-{row['max']:.1f}"
-        lines.append(f"| {row['label']:<58} | {row['median']:>8.1f} | {spread:>15} |")
+    for row in result.rows:
+        spread = f"{row.min:.1f}-{row.max:.1f}"
+        lines.append(f"| {row.label:<58} | {row.median:>8.1f} | {spread:>15} |")
     lines.append(f"| {'ratio':<58} | {'value':>8} | {'target':>15} |")
-    for r in result["ratios"]:
-        target = "" if r["target"] is None else f">= {r['target']:.2f} {'met' if r['met'] else 'MISSED'}"
-        lines.append(f"| {r['label']:<58} | {r['value']:>7.2f}x | {target:>15} |")
+    for r in result.ratios:
+        target = "" if r.target is None else f">= {r.target:.2f} {'met' if r.met else 'MISSED'}"
+        lines.append(f"| {r.label:<58} | {r.value:>7.2f}x | {target:>15} |")
     lines.append(f"| {'memory':<58} | {'GB':>8} | {'target':>15} |")
-    for m in result["memory"]:
-        target = "" if m["target"] is None else f"<= {m['target']:.1f} {'met' if m['met'] else 'MISSED'}"
-        lines.append(f"| {m['label']:<58} | {m['gb']:>8.2f} | {target:>15} |")
+    for m in result.memory:
+        target = "" if m.target is None else f"<= {m.target:.1f} {'met' if m.met else 'MISSED'}"
+        lines.append(f"| {m.label:<58} | {m.gb:>8.2f} | {target:>15} |")
     return "\n".join(lines)
 
 

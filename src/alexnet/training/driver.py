@@ -58,9 +58,11 @@ from alexnet.training.cluster import (
 )
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
 from alexnet.training.guards import DivergenceGuard, SignalStop
+from alexnet.training.history import read_history
+from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
-from alexnet.training.reporting import TrainingReporter, peak_memory_gb, read_history
-from alexnet.training.schedule import LearningRateController
+from alexnet.training.reporting import TrainingReporter
+from alexnet.training.schedule import PlateauRule, ScheduledRate, learning_rate_schedule
 from alexnet.training.stall import StallWatch
 from alexnet.training.upstream_fixes import apply_multi_worker_fixes
 
@@ -80,13 +82,15 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
         run.start(config, write=task.is_chief)
         backup = find_backup(run / rundir.BACKUP)
         data = load_data(config, run, strategy, task, backup.position if backup else START)
-        model = build_model(config, len(data.info.class_names), strategy)
+        with strategy.scope():  # the schedule's variable (the plateau rule's drops) is the strategy's
+            rate = learning_rate_schedule(config.train, data.steps_per_epoch)
+        model = build_model(config, len(data.info.class_names), strategy, rate)
         if backup:
             with strategy.scope():  # the optimizer's variables are built there
                 restore(model, backup)
             print(f"resumed at epoch {backup.position.epoch + 1}, step {backup.position.step} "
                   f"(backup {backup.manifest.with_suffix('')})", flush=True)
-        callbacks = make_callbacks(config, run, data, task, backup)
+        callbacks = make_callbacks(config, run, data, rate, task, backup)
         fit_start = time.perf_counter()
         history = fit(model, data, callbacks, config.train, task)
         reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
@@ -255,9 +259,10 @@ def plan_steps(train_config, info: DatasetInfo, replicas: int) -> int:
     return train_config.steps_per_epoch or whole
 
 
-def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strategy) -> keras.Model:
+def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strategy,
+                learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None) -> keras.Model:
     """The model stage: the configured AlexNet, built and compiled inside the strategy's scope, started from
-    model.init_from's weights when given."""
+    model.init_from's weights when given; the optimizer's rate is learning_rate (default train.learning_rate)."""
     t = config.train
     precision, why = resolve_precision(t.precision)
     with strategy.scope():
@@ -265,17 +270,18 @@ def build_model(config: Config, num_classes: int, strategy: tf.distribute.Strate
         if config.model.init_from:
             kept = load_matching_weights(model, config.model.init_from)
             print(f"weights from {config.model.init_from}; initialised afresh: {'; '.join(kept) or 'none'}")
-        compile_model(model, t, precision)
+        compile_model(model, t, precision, learning_rate)
     print(f"model {model.name}: {model.count_params():,} parameters, precision {precision} ({why}), "
           f"jit_compile {t.jit_compile}", flush=True)
     return model
 
 
-def compile_model(model: keras.Model, train_config, precision: str = "float32") -> None:
+def compile_model(model: keras.Model, train_config, precision: str = "float32", learning_rate=None) -> None:
     """SGD with momentum and the paper's coupled weight decay (loss-scaled under mixed_float16, the resolved
-    precision); loss, top-1 and top-5 accuracy."""
+    precision) at learning_rate (a rate or a Keras schedule; default train.learning_rate); loss, top-1 and top-5
+    accuracy."""
     optimizer = PaperSGD(
-        learning_rate=train_config.learning_rate,
+        learning_rate=train_config.learning_rate if learning_rate is None else learning_rate,
         momentum=train_config.momentum,
         paper_weight_decay=train_config.weight_decay,
         decay_biases=train_config.decay_biases,
@@ -288,10 +294,10 @@ def compile_model(model: keras.Model, train_config, precision: str = "float32") 
                   metrics=compiled_metrics(), jit_compile=train_config.jit_compile)
 
 
-def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task = SINGLE_WORKER,
-                   resumed: SavedBackup | None = None) -> list:
+def make_callbacks(config: Config, run: RunDir, data: TrainingData, rate: ScheduledRate,
+                   task: Task = SINGLE_WORKER, resumed: SavedBackup | None = None) -> list:
     """The callbacks stage, in the order Keras calls them: the divergence check (before anything saves a
-    step), the learning-rate schedule (its state written before the backup that resumes from it), backups,
+    step), the paper's plateau rule on rate (its state written before the backup that resumes from it), backups,
     the per-step random streams, TensorBoard reporting and the stall check (the chief's), best model, frozen
     layers, and last the stop on a signal (single-worker runs: every other callback has seen the step)."""
     t = config.train
@@ -299,7 +305,7 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, task: Task =
     backup = Backup(run / rundir.BACKUP, data.steps_per_epoch, t.backup_every_steps, task, resumed)
     return [
         DivergenceGuard(len(data.info.class_names), t.max_loss_multiple, data.steps_per_epoch),
-        LearningRateController(t, data.steps_per_epoch, run / rundir.LR_SCHEDULE, write_state=chief),
+        *([PlateauRule(t, rate, run / rundir.LR_SCHEDULE, write_state=chief)] if t.schedule == "paper" else []),
         backup,
         StepSeeds(),
         *([TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
@@ -384,7 +390,7 @@ def fitted_errors(model: keras.Model, config: Config, run: RunDir) -> dict:
         probabilities.append(np.asarray(predict(images), np.float32))
         labels.append(batch_labels.numpy())
     errors = errors_of(np.concatenate(probabilities), np.concatenate(labels))
-    final_val = read_history(run.path)[-1]["val_top1_error"]
+    final_val = read_history(run.path)[-1].val_top1_error
     print(f"the final weights on {errors['images']} training images in inference mode: top-1 error "
           f"{errors['top1_error']:.2%}, top-5 error {errors['top5_error']:.2%}; final validation top-1 error "
           f"{final_val:.2%}, a gap of {final_val - errors['top1_error']:+.2%} ({time.perf_counter() - started:.0f} s)",

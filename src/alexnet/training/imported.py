@@ -30,7 +30,7 @@ from alexnet.errors import DataError
 from alexnet.export import export_run
 from alexnet.files import write_json
 from alexnet.rundir import RunDir, RunLock
-from alexnet.training.reporting import conv1_filter_grid, first_convolution
+from alexnet.training.pictures import conv1_filter_grid, first_convolution
 
 IMPORTED = "imported.json"
 # The published single-network errors on ILSVRC-2012 validation, one centre crop (top-1, top-5).
