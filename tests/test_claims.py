@@ -1,7 +1,9 @@
 """`make claims`: verdicts from hand-made numbers, a tiny study end to end, and resuming arm by arm."""
 
+import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,19 +14,29 @@ from alexnet.errors import ConfigError, DataError
 from alexnet.studies import claims, events
 from helpers import ROOT, TINY
 
+RUN = claims.ArmRun(val_top1_error=0.2, best_val_top1_error=0.2, train_top1_error=0.1,
+                    train_top1_error_in_training=0.15, gap=0.1, steps=100, threshold_reached=True,
+                    train_error_by_epoch=[0.15], val_error_by_epoch=[0.2])
+
+
+def runs(**values) -> list:
+    """ArmRuns with the one field named set to each of its values in turn."""
+    (name, seq), = values.items()
+    return [dataclasses.replace(RUN, **{name: value}) for value in seq]
+
 
 def test_compare_pairs_the_seeds_and_signs_the_effect_the_way_the_paper_predicts():
     lrn = next(c for c in claims.CLAIMS if c.arm == "no_lrn")
-    base = [{"val_top1_error": e} for e in (0.20, 0.22, 0.21, 0.25, 0.19, 0.20)]
-    worse = [{"val_top1_error": e + d} for e, d in zip((0.20, 0.22, 0.21, 0.25, 0.19, 0.20),
-                                                      (0.05, 0.01, 0.02, 0.03, 0.04, 0.06), strict=True)]
+    base = runs(val_top1_error=(0.20, 0.22, 0.21, 0.25, 0.19, 0.20))
+    worse = runs(val_top1_error=[e + d for e, d in zip((0.20, 0.22, 0.21, 0.25, 0.19, 0.20),
+                                                       (0.05, 0.01, 0.02, 0.03, 0.04, 0.06), strict=True)])
     result = claims.compare(lrn, base, worse)
     assert result["mean_difference"] == pytest.approx(0.035) and result["p_value"] == pytest.approx(2 / 64)
-    assert result["verdict"] == "holds" and result["baseline"] == [r["val_top1_error"] for r in base]
+    assert result["verdict"] == "holds" and result["baseline"] == [r.val_top1_error for r in base]
     assert claims.compare(lrn, worse, base)["verdict"] == "reversed"
-    converge = next(c for c in claims.CLAIMS if c.arm == "no_dropout" and c.metric == "steps")
-    slower = [{"steps": s, "threshold_reached": True} for s in (100, 130, 120, 110, 150, 140)]
-    faster = [{"steps": s} for s in (40, 50, 60, 45, 70, 55)]
+    converge = next(c for c in claims.CLAIMS if c.arm == "no_dropout" and c.metric is claims.Metric.STEPS)
+    slower = runs(steps=(100, 130, 120, 110, 150, 140))
+    faster = runs(steps=(40, 50, 60, 45, 70, 55))
     assert claims.compare(converge, slower, faster)["verdict"] == "holds"  # without dropout: fewer steps
     assert claims.compare(converge, slower[:3], faster[:3])["verdict"] == "not shown at this scale"
 
@@ -76,8 +88,12 @@ def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, 
 
     # Run again: nothing is retrained, Figure 1 included. Unfinish one run: only that one is.
     trained = []
-    monkeypatch.setattr("alexnet.training.driver.train_and_evaluate",
-                        lambda config, run_dir: trained.append(run_dir.name))
+
+    def spy(command):  # the runner's `python -m alexnet train ... --run NAME ...`, not run
+        trained.append(command[command.index("--run") + 1])
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr("alexnet.studies.runner.subprocess.run", spy)
     monkeypatch.setattr("alexnet.studies.figure1.run_figure1", lambda *a: pytest.fail("Figure 1 ran again"))
     claims.run_study(config, overrides, tmp_path)
     assert trained == []

@@ -19,7 +19,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from alexnet.config import Config, config_yaml, load_config
@@ -69,7 +68,7 @@ CONTENTS = {
     BEST_MODEL: ("the model with the lowest validation top-1 error among the epochs whose losses are finite (chosen "
                  "on the validation split it is reported on: an optimistic figure for new images)"),
     BEST_RECORD: "the best epoch and its validation errors",
-    LR_SCHEDULE: "the learning-rate schedule's state after every epoch (a resumed run continues it)",
+    LR_SCHEDULE: "the paper's plateau rule's state after every epoch (schedule paper; a resumed run continues it)",
     f"{BACKUP}/": ("the two newest backups: weights and optimizer (`step-N.weights.h5`) and a manifest (`step-N.json`: "
                    "the epoch, the step in it, the epoch's metric sums, the file's size and SHA-256), saved every "
                    "epoch, every `train.backup_every_steps` steps and on SIGTERM/SIGINT; removed when the run "
@@ -259,17 +258,3 @@ def _process_start(pid) -> str | None:
         return None
     except (OSError, ValueError, TypeError, IndexError):
         return None
-
-
-def unfinished_runs(study: Path, plan: list[tuple[str, int]], label: str) -> Iterator[tuple[RunDir, str, int]]:
-    """(run, name, seed) for each (name, seed) of a study's plan whose run study/<name>-seed<seed> has not
-    finished, printing one progress line per planned run (kept or to train) under label."""
-    start = time.perf_counter()
-    for done, (name, seed) in enumerate(plan, start=1):
-        run = RunDir(study / f"{name}-seed{seed}")
-        if run.finished:
-            print(f"{label}: {run.name} finished earlier, kept ({done}/{len(plan)})", flush=True)
-            continue
-        print(f"{label}: training {run.name} ({done}/{len(plan)}, {time.perf_counter() - start:.0f} s so far)",
-              flush=True)
-        yield run, name, seed

@@ -1,9 +1,10 @@
 """`make claims`: the paper's claims re-run as an ablation study, with a computed verdict for each.
 
 Every arm is the study's config (configs/claims.yaml: the scale, the data) with one of the paper's choices
-switched off, trained through `train_and_evaluate`, the same code path as `make train`, once per seed into
-logs/claims/<arm>-seed<k>/, so TensorBoard overlays every arm's curves. A finished arm is not trained
-again: an interrupted study resumes arm by arm (and an interrupted arm from its backup).
+switched off, trained by the study runner (alexnet/studies/runner.py: `python -m alexnet train`, the command
+`make train` runs, in a process of its own) once per seed into logs/claims/<arm>-seed<k>/, so TensorBoard
+overlays every arm's curves. A finished arm is not trained again: an interrupted study resumes arm by arm
+(and an interrupted arm from its backup).
 
 The report (logs/claims/report.md and claims.json) gives, per claim, the paper's figure, every seed's value
 in both arms, the paired difference with its 95% interval and p, the minimum detectable effect and a
@@ -15,12 +16,12 @@ threshold line) is drawn beside it and into TensorBoard (logs/claims/report/).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from alexnet import rundir
 from alexnet.config import Config, load_config
@@ -28,50 +29,94 @@ from alexnet.data.demo import ensure_demo_data
 from alexnet.data.pipeline import dataset_info
 from alexnet.errors import ConfigError, DataError
 from alexnet.files import read_json, write_json, write_text
-from alexnet.rundir import RunDir, unfinished_runs
+from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.paired import ALPHA, paired_comparison
-from alexnet.training.reporting import read_history
+from alexnet.studies.runner import PlannedRun, publish, train_unfinished
+from alexnet.training.history import read_history
 
 REPORT, RECORD, REPORT_EVENTS = "report.md", "claims.json", "report"
 FIGURE_1, FIGURE_1_RECORD, CURVES = "figure1.png", "figure1.json", "curves.png"
 
 
+class Metric(enum.StrEnum):
+    """What a claim compares; its value is the ArmRun field it reads (LOG_STEPS: Figure 1's, computed there)."""
+
+    VAL_TOP1_ERROR = "val_top1_error"  # the final validation top-1 error
+    # The final validation error minus the final weights' error on the training images in inference mode
+    # (eval.train_error_images of them): how much the arm overfits.
+    GAP = "gap"
+    # Optimizer steps until the training error, as Keras averages it during the epoch, first reaches the threshold.
+    STEPS = "steps"
+    LOG_STEPS = "log_steps"  # Figure 1: ln(steps) to the threshold, tanh against ReLU
+
+    @property
+    def heading(self) -> str:
+        """The metric as the report's table names it."""
+        return {Metric.VAL_TOP1_ERROR: "final val top-1 error",
+                Metric.GAP: "val - train top-1 error, both in inference mode (overfitting)",
+                Metric.STEPS: "steps to the training-error threshold",
+                Metric.LOG_STEPS: "ln(steps) to 25% training error, tanh minus ReLU"}[self]
+
+    def value_text(self, value: float) -> str:
+        """One run's value: an error as a percentage, steps as a count."""
+        return f"{value:.0f}" if self is Metric.STEPS else f"{value:.1%}"
+
+    def difference_text(self, value: float) -> str:
+        """A difference as the reader counts it: steps, ln(steps), or points of error."""
+        return {Metric.STEPS: f"{value:+.0f}", Metric.LOG_STEPS: f"{value:+.2f}"}.get(self, f"{value * 100:+.1f} pt")
+
+
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """One claim: the arm that removes the paper's choice, what is compared, and which way the paper says it goes.
-
-    metric: "val_top1_error" (final validation error), "gap" (final validation error minus the final weights'
-    error on the training images in inference mode, eval.train_error_images of them: how much the arm
-    overfits) or "steps" (optimizer steps until the training error, as Keras averages it during the epoch,
-    first reaches the threshold).
-    sign: +1 when the paper predicts the arm's value to be higher than the baseline's, -1 lower.
-    """
+    sign: +1 when the paper predicts the arm's value to be higher than the baseline's, -1 lower."""
 
     arm: str
     overrides: tuple[str, ...]
     section: str
     statement: str
     paper: str
-    metric: str
+    metric: Metric
     sign: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmRun:
+    """One finished run of an arm: its final and best validation errors, the final weights' training error in
+    inference mode and as Keras averaged it in training mode, the overfitting gap (Metric.GAP), the steps to the
+    training-error threshold (a lower bound when threshold_reached is false) and the errors of every epoch."""
+
+    val_top1_error: float
+    best_val_top1_error: float
+    train_top1_error: float
+    train_top1_error_in_training: float
+    gap: float
+    steps: int
+    threshold_reached: bool
+    train_error_by_epoch: list[float]
+    val_error_by_epoch: list[float]
+
+    def record(self) -> dict:
+        """The run in claims.json: every figure but the per-epoch errors (drawn in curves.png)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if not k.endswith("_by_epoch")}
 
 
 CLAIMS = (
     Claim("no_lrn", ("model.lrn=false",), "3.3", "local response normalisation helps",
-          "-1.4% top-1, -1.2% top-5 error", "val_top1_error", +1),
+          "-1.4% top-1, -1.2% top-5 error", Metric.VAL_TOP1_ERROR, +1),
     Claim("pool2", ("model.pool_size=2",), "3.4", "overlapping pooling (z=3, s=2) beats z=2, s=2",
-          "-0.4% top-1, -0.3% top-5; slightly harder to overfit", "val_top1_error", +1),
+          "-0.4% top-1, -0.3% top-5; slightly harder to overfit", Metric.VAL_TOP1_ERROR, +1),
     Claim("no_colour_noise", ("model.colour_noise=0",), "4.1", "PCA colour noise helps",
-          "-1% top-1 or more", "val_top1_error", +1),
+          "-1% top-1 or more", Metric.VAL_TOP1_ERROR, +1),
     Claim("no_augment", ("data.augment=none",), "4.1", "crops and flips prevent overfitting",
-          '"substantial overfitting" without them', "gap", +1),
+          '"substantial overfitting" without them', Metric.GAP, +1),
     Claim("no_dropout", ("model.dropout=0",), "4.2", "dropout prevents overfitting",
-          '"substantial overfitting" without it', "gap", +1),
+          '"substantial overfitting" without it', Metric.GAP, +1),
     Claim("no_dropout", ("model.dropout=0",), "4.2", "dropout slows convergence",
-          "about 2x the iterations to converge with it", "steps", -1),
+          "about 2x the iterations to converge with it", Metric.STEPS, -1),
     Claim("no_conv3", ("model.remove_conv=conv3",), "7", "depth matters: removing a middle conv layer hurts",
-          "about 2% top-1 worse", "val_top1_error", +1),
+          "about 2% top-1 worse", Metric.VAL_TOP1_ERROR, +1),
 )
 BASELINE = "baseline"
 
@@ -88,19 +133,15 @@ def arms(selected: list[str]) -> dict[str, tuple[str, ...]]:
 def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> dict:
     """Trains every arm x seed that has not finished, runs Figure 1 unless done, then writes the report;
     returns claims.json's content."""
-    from alexnet.training.driver import train_and_evaluate
-
     study = Path(logs_dir) / "claims"
     config = load_config(config_path, overrides)
     ensure_demo_data(config.data)  # the default study runs on the offline demo set; other sources: nothing
     if config.eval.train_error_images is None:  # the overfitting gap needs the training split in inference mode
         overrides = [*overrides, f"eval.train_error_images={dataset_info(config.data).num_train}"]
-    plan = [(arm, seed) for arm in arms(config.claims.arms) for seed in range(config.claims.seeds)]
+    plan = [PlannedRun(arm, seed, (*changes, f"train.seed={config.train.seed + seed}"))
+            for arm, changes in arms(config.claims.arms).items() for seed in range(config.claims.seeds)]
     start = time.perf_counter()
-    for run, arm, seed in unfinished_runs(study, plan, "claims"):
-        keras.backend.clear_session()
-        arm_overrides = [*overrides, *arms(config.claims.arms)[arm], f"train.seed={config.train.seed + seed}"]
-        train_and_evaluate(load_config(config_path, arm_overrides), run.path)
+    train_unfinished(study, config_path, overrides, plan, "claims")
     figure1 = figure1_result(study, config.claims) if config.claims.figure1 else None
     report = write_report(study, config, config_path, overrides, figure1)
     print(f"claims: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); "
@@ -126,37 +167,35 @@ def figure1_result(study: Path, claims_config) -> dict:
     return result
 
 
-def run_summary(run_dir: Path, threshold: float) -> dict:
-    """The figures of one finished run, from its final metrics and history.csv: final errors, the overfitting
-    gap (in inference mode, see Claim), steps to the training-error threshold, and the errors per epoch."""
+def run_summary(run_dir: Path, threshold: float) -> ArmRun:
+    """The figures of one finished run, from its final metrics and history.csv."""
     final = read_json(RunDir(run_dir).require(rundir.FINAL_METRICS, "the study has not finished it: run make claims"))
     if "overfitting_gap" not in final:
         raise DataError(f"{run_dir} was trained without eval.train_error_images, so its overfitting gap was not "
                         f"measured in inference mode; remove the run directory and run make claims again")
     history = read_history(run_dir)
-    reached = [row["step"] for row in history if row["top1_error"] <= threshold]
+    reached = [row.step for row in history if row.top1_error <= threshold]
     last = history[-1]
-    steps_per_epoch = history[0]["step"] // history[0]["epoch"]
+    steps_per_epoch = history[0].step // history[0].epoch
     # A run that never reaches the threshold counts as one epoch longer than it ran: a lower bound.
-    return {"val_top1_error": last["val_top1_error"], "train_top1_error": final["train_top1_error"],
-            "train_top1_error_in_training": last["top1_error"], "gap": final["overfitting_gap"],
-            "best_val_top1_error": final["val_top1_error"],
-            "threshold_reached": bool(reached), "steps": reached[0] if reached else last["step"] + steps_per_epoch,
-            "train_error_by_epoch": [row["top1_error"] for row in history],
-            "val_error_by_epoch": [row["val_top1_error"] for row in history]}
+    return ArmRun(val_top1_error=last.val_top1_error, best_val_top1_error=final["val_top1_error"],
+                  train_top1_error=final["train_top1_error"], train_top1_error_in_training=last.top1_error,
+                  gap=final["overfitting_gap"], steps=reached[0] if reached else last.step + steps_per_epoch,
+                  threshold_reached=bool(reached), train_error_by_epoch=[row.top1_error for row in history],
+                  val_error_by_epoch=[row.val_top1_error for row in history])
 
 
-def compare(claim: Claim, base: list[dict], arm: list[dict]) -> dict:
+def compare(claim: Claim, base: list[ArmRun], arm: list[ArmRun]) -> dict:
     """The claim's measured effect, seed by seed: both arms' values, the paired statistics and the verdict
     (alexnet/studies/paired.py)."""
-    base_values = [run[claim.metric] for run in base]
-    arm_values = [run[claim.metric] for run in arm]
+    base_values = [getattr(run, claim.metric) for run in base]
+    arm_values = [getattr(run, claim.metric) for run in arm]
     result = {"arm": claim.arm, "section": claim.section, "claim": claim.statement, "paper": claim.paper,
               "metric": claim.metric, "sign": claim.sign, "baseline": base_values, "arm_values": arm_values,
               **paired_comparison(base_values, arm_values, claim.sign)}
-    if claim.metric == "steps":
-        result["threshold_reached"] = {"baseline": [run.get("threshold_reached", True) for run in base],
-                                       "arm": [run.get("threshold_reached", True) for run in arm]}
+    if claim.metric is Metric.STEPS:
+        result["threshold_reached"] = {"baseline": [run.threshold_reached for run in base],
+                                       "arm": [run.threshold_reached for run in arm]}
     return result
 
 
@@ -166,7 +205,7 @@ def figure1_claim(figure1: dict) -> dict:
     at = figure1["thresholds"][str(figure1["settings"]["threshold"])]
     logs = {a: np.log(np.asarray(at["steps"][a], np.float64)).tolist() for a in ("relu", "tanh")}
     return {"section": "3.1, Figure 1", "claim": "ReLU trains much faster than tanh",
-            "paper": "25% training error on CIFAR-10 six times sooner with ReLU", "metric": "log_steps",
+            "paper": "25% training error on CIFAR-10 six times sooner with ReLU", "metric": Metric.LOG_STEPS,
             **paired_comparison(logs["relu"], logs["tanh"], +1)}
 
 
@@ -178,16 +217,14 @@ def write_report(study: Path, config: Config, config_path: str, overrides: list[
     runs = {arm: [run_summary(study / f"{arm}-seed{seed}", threshold) for seed in range(config.claims.seeds)]
             for arm in names}
     results = [compare(c, runs[BASELINE], runs[c.arm]) for c in CLAIMS if c.arm in runs and BASELINE in runs]
-    by_epoch = ("train_error_by_epoch", "val_error_by_epoch")
     record = {"config": config_path, "overrides": overrides, "seeds": config.claims.seeds,
               "train_error_threshold": threshold, "claims": results,
               "figure1": ({**{k: v for k, v in figure1.items() if k != "step_errors"}, **figure1_claim(figure1)}
                           if figure1 else None),
-              "runs": {arm: [{k: v for k, v in r.items() if k not in by_epoch} for r in rs]
-                       for arm, rs in runs.items()}}
+              "runs": {arm: [r.record() for r in rs] for arm, rs in runs.items()}}
     write_json(study / RECORD, record)
     pictures = {CURVES: figures.arm_curves(
-        {arm: {"train": [r["train_error_by_epoch"] for r in rs], "val": [r["val_error_by_epoch"] for r in rs]}
+        {arm: {"train": [r.train_error_by_epoch for r in rs], "val": [r.val_error_by_epoch for r in rs]}
          for arm, rs in runs.items()}, f"the claims' arms, median of {config.claims.seeds} seeds")}
     if figure1:
         pictures[FIGURE_1] = figures.figure1(
@@ -196,30 +233,17 @@ def write_report(study: Path, config: Config, config_path: str, overrides: list[
             "Figure 1 re-run: four-layer CNN, digit scans at 32x32")
     for name, png in pictures.items():
         (study / name).write_bytes(png)
-    write_text(study / REPORT, report_markdown(record, config_path, overrides))
-    writer = tf.summary.create_file_writer(str(study / REPORT_EVENTS))
-    with writer.as_default(step=0):
-        tf.summary.text("claims/report", (study / REPORT).read_text())
-        for name, png in pictures.items():
-            figures.tensorboard_image(f"claims/{Path(name).stem}", png)
-    writer.close()
+    markdown = report_markdown(record, config_path, overrides)
+    write_text(study / REPORT, markdown)
+    publish(study / REPORT_EVENTS, {"claims/report": markdown},
+            {f"claims/{Path(name).stem}": png for name, png in pictures.items()})
     return record
 
 
-def _value(metric: str, value: float) -> str:
-    """An error as a percentage, a difference of errors in points, steps as a count."""
-    return f"{value:.0f}" if metric == "steps" else f"{value:.1%}"
-
-
-def _seeds(metric: str, values: list[float], reached: list[bool] = ()) -> str:
+def _seeds(metric: Metric, values: list[float], reached: list[bool] = ()) -> str:
     """Every seed's value; '>' marks a step count that is a lower bound (the threshold was never reached)."""
     reached = reached or [True] * len(values)
-    return ", ".join(f"{'' if ok else '>'}{_value(metric, v)}" for v, ok in zip(values, reached, strict=True))
-
-
-def _difference(metric: str, value: float) -> str:
-    """A difference as the reader counts it: steps, ln(steps), or points of error."""
-    return {"steps": f"{value:+.0f}", "log_steps": f"{value:+.2f}"}.get(metric, f"{value * 100:+.1f} pt")
+    return ", ".join(f"{'' if ok else '>'}{metric.value_text(v)}" for v, ok in zip(values, reached, strict=True))
 
 
 def report_markdown(record: dict, config_path: str, overrides: list[str]) -> str:
@@ -238,20 +262,21 @@ def report_markdown(record: dict, config_path: str, overrides: list[str]) -> str
     ]
     rows = [*([record["figure1"]] if record["figure1"] else []), *record["claims"]]
     for r in rows:
-        metric = r["metric"]
+        metric = Metric(r["metric"])
         low, high = r["interval_95"]
         detectable = r["minimum_detectable_effect"]
-        lines.append(f"| {r['claim']} ({r['section']}) | {r['paper']} | {METRIC_NAMES[metric]} "
-                     f"| {_difference(metric, r['mean_difference'])} [{_difference(metric, low)}, "
-                     f"{_difference(metric, high)}] | {r['p_value']:.3f} "
-                     f"| {'none below 6 seeds' if detectable == float('inf') else _difference(metric, detectable)} "
+        lines.append(f"| {r['claim']} ({r['section']}) | {r['paper']} | {metric.heading} "
+                     f"| {metric.difference_text(r['mean_difference'])} [{metric.difference_text(low)}, "
+                     f"{metric.difference_text(high)}] | {r['p_value']:.3f} "
+                     f"| {'none below 6 seeds' if detectable == float('inf') else metric.difference_text(detectable)} "
                      f"| **{r['verdict']}** |")
     lines += ["", "Every seed (baseline / without the paper's choice):", ""]
     for r in record["claims"]:
         reached = r.get("threshold_reached", {})
-        base, arm = (_seeds(r["metric"], r[key], reached.get(side, ()))
+        metric = Metric(r["metric"])
+        base, arm = (_seeds(metric, r[key], reached.get(side, ()))
                      for key, side in (("baseline", "baseline"), ("arm_values", "arm")))
-        lines.append(f"- {r['claim']}, {METRIC_NAMES[r['metric']]}: {base} / {arm}")
+        lines.append(f"- {r['claim']}, {metric.heading}: {base} / {arm}")
     lines += ["", f"Training-error threshold for the speed claims: {record['train_error_threshold']:.0%}; a run that "
               "never reached it counts as one epoch longer than it ran (shown as >N, a lower bound).", ""]
     if record["figure1"]:
@@ -280,9 +305,3 @@ def figure1_markdown(f: dict) -> list[str]:
                      f"[{up['interval_95'][0]:.2f}, {up['interval_95'][1]:.2f}] | "
                      f"{'6x (CIFAR-10)' if float(level) == f['settings']['threshold'] else ''} |")
     return [*lines, "", f"![Figure 1: training error against epochs, ReLU and tanh]({FIGURE_1})", ""]
-
-
-METRIC_NAMES = {"val_top1_error": "final val top-1 error",
-                "gap": "val - train top-1 error, both in inference mode (overfitting)",
-                "steps": "steps to the training-error threshold",
-                "log_steps": "ln(steps) to 25% training error, tanh minus ReLU"}

@@ -2,9 +2,9 @@
 
 Every architecture of COMPARED (LeNet-5 before AlexNet, ResNet-18, plain-18 and ResNet-50 after it;
 alexnet/architectures.py) trains with configs/compare.yaml's data and budget, paired seeds (the same seed
-gives the same data order), each run a `python -m alexnet train` process of its own (so its peak memory is
-its own) into logs/compare/<arch>-seed<k>/, so TensorBoard overlays their curves. A finished run is kept:
-an interrupted study resumes run by run.
+gives the same data order), each run trained by the study runner (alexnet/studies/runner.py: a process of its
+own, so its peak memory is its own; a finished run is kept) into logs/compare/<arch>-seed<k>/, so TensorBoard
+overlays their curves.
 
 The report (logs/compare/report.md, compare.json, in TensorBoard under logs/compare/report/) gives per
 architecture: parameters, multiply-adds per image, training images/s (the steps of the run) and inference
@@ -16,8 +16,7 @@ against plain-18, as a figure (gradients.png).
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import dataclasses
 import time
 from pathlib import Path
 
@@ -29,13 +28,13 @@ from alexnet import rundir
 from alexnet.architectures import multiply_adds
 from alexnet.config import load_config
 from alexnet.data.demo import ensure_demo_data
-from alexnet.errors import AlexNetError
 from alexnet.export import load_best_model
 from alexnet.files import read_json, write_json, write_text
-from alexnet.rundir import RunDir, unfinished_runs
+from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.events import event_data, scalar_series
-from alexnet.training.reporting import read_history
+from alexnet.studies.runner import PlannedRun, publish, train_unfinished
+from alexnet.training.history import read_history
 
 REPORT, RECORD, GRADIENTS, REPORT_EVENTS = "report.md", "compare.json", "gradients.png", "report"
 # What each architecture changes in configs/compare.yaml (which is AlexNet's): LeNet-5 takes 32x32 inputs.
@@ -54,15 +53,10 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
     study = Path(logs_dir) / "compare"
     config = load_config(config_path, overrides)
     ensure_demo_data(config.data)
-    plan = [(arch, seed) for arch in COMPARED for seed in range(config.compare.seeds)]
+    plan = [PlannedRun(arch, seed, (*changes, f"train.seed={config.train.seed + seed}"))
+            for arch, changes in COMPARED.items() for seed in range(config.compare.seeds)]
     start = time.perf_counter()
-    for run, arch, seed in unfinished_runs(study, plan, "compare"):
-        command = [sys.executable, "-m", "alexnet", "train", "--config", config_path, "--logs", str(study),
-                   "--run", run.name, *overrides, *COMPARED[arch], f"train.seed={config.train.seed + seed}"]
-        result = subprocess.run(command)
-        if result.returncode:
-            raise AlexNetError(f"compare: {run.name} failed with exit status {result.returncode}; run make compare "
-                               f"again to resume")
+    train_unfinished(study, config_path, overrides, plan, "compare")
     record = write_report(study, config, config_path, overrides)
     print(f"compare: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); report "
           f"{study / REPORT}", flush=True)
@@ -83,17 +77,35 @@ def inference_rate(model: keras.Model) -> float:
     return INFERENCE_BATCH / float(np.median(seconds))
 
 
-def run_figures(run_dir: Path, target_error: float) -> dict:
-    """One finished run's figures: errors, training images/s, peak memory, seconds to the target error."""
+@dataclasses.dataclass(frozen=True)
+class ArchRun:
+    """One finished run's figures: its final and best validation errors, training images/s (over the steps of the
+    run), peak memory, the training and validation seconds until the first epoch at the target error (None:
+    never reached) and its epochs."""
+
+    val_top1_error: float
+    val_top5_error: float
+    best_val_top1_error: float
+    train_images_per_second: float
+    peak_memory_gb: float
+    seconds_to_target: float | None
+    epochs: int
+
+
+MEDIANS = ("val_top1_error", "val_top5_error", "train_images_per_second", "peak_memory_gb")  # of ArchRun, per arch
+
+
+def run_figures(run_dir: Path, target_error: float) -> ArchRun:
+    """One finished run's figures, from its history.csv and final_metrics.json."""
     final, history = read_json(run_dir / rundir.FINAL_METRICS), read_history(run_dir)
-    elapsed = np.cumsum([row["train_seconds"] + row["validation_seconds"] for row in history])
-    reached = [t for t, row in zip(elapsed, history, strict=True) if row["val_top1_error"] <= target_error]
-    train_rate = sum(row["images_per_second"] * row["train_seconds"] for row in history) / sum(
-        row["train_seconds"] for row in history)
-    return {"val_top1_error": history[-1]["val_top1_error"], "val_top5_error": history[-1]["val_top5_error"],
-            "best_val_top1_error": final["val_top1_error"], "train_images_per_second": train_rate,
-            "peak_memory_gb": final["peak_memory_gb"], "seconds_to_target": float(reached[0]) if reached else None,
-            "epochs": len(history)}
+    elapsed = np.cumsum([row.train_seconds + row.validation_seconds for row in history])
+    reached = [t for t, row in zip(elapsed, history, strict=True) if row.val_top1_error <= target_error]
+    train_rate = sum(row.images_per_second * row.train_seconds for row in history) / sum(
+        row.train_seconds for row in history)
+    return ArchRun(val_top1_error=history[-1].val_top1_error, val_top5_error=history[-1].val_top5_error,
+                   best_val_top1_error=final["val_top1_error"], train_images_per_second=train_rate,
+                   peak_memory_gb=final["peak_memory_gb"],
+                   seconds_to_target=float(reached[0]) if reached else None, epochs=len(history))
 
 
 def gradient_norms(run_dir: Path) -> dict[str, dict[str, float]]:
@@ -102,7 +114,7 @@ def gradient_norms(run_dir: Path) -> dict[str, dict[str, float]]:
     series = scalar_series(event_data(run_dir / rundir.TRAIN_EVENTS))
     steps = sorted({step for tag, values in series.items() if tag.endswith("/gradient_norm") for step, _ in values})
     history = read_history(run_dir)
-    after = min((s for s in steps if s >= history[0]["step"]), default=steps[-1])
+    after = min((s for s in steps if s >= history[0].step), default=steps[-1])
     return {label: {tag.split("/")[1]: dict(values)[step] for tag, values in series.items()
                     if tag.endswith("/gradient_norm") and step in dict(values)}
             for label, step in (("start", steps[0]), ("after epoch 1", after))}
@@ -119,9 +131,8 @@ def write_report(study: Path, config, config_path: str, overrides: list[str]) ->
         model = load_best_model(RunDir(study / f"{arch}-seed0"))  # the network as trained: its size and speed
         rows[arch] = {"parameters": model.count_params(), "multiply_adds": multiply_adds(model),
                       "image_size": model.input.shape[1], "inference_images_per_second": inference_rate(model),
-                      "runs": runs, **{k: float(np.median([r[k] for r in runs])) for k in
-                                       ("val_top1_error", "val_top5_error", "train_images_per_second",
-                                        "peak_memory_gb")}}
+                      "runs": [dataclasses.asdict(r) for r in runs],
+                      **{k: float(np.median([getattr(r, k) for r in runs])) for k in MEDIANS}}
         keras.backend.clear_session()
     gradients = {arch: gradient_norms(study / f"{arch}-seed0") for arch in ("resnet18", "plain18")}
     record = {"config": config_path, "overrides": overrides, "seeds": seeds, "target_val_error": target,
@@ -131,12 +142,9 @@ def write_report(study: Path, config, config_path: str, overrides: list[str]) ->
                                   for when, norms in by_time.items()},
                                  "gradient norm of every layer: ResNet-18 against plain-18 (no shortcuts)")
     (study / GRADIENTS).write_bytes(png)
-    write_text(study / REPORT, report_markdown(record))
-    writer = tf.summary.create_file_writer(str(study / REPORT_EVENTS))
-    with writer.as_default(step=0):
-        tf.summary.text("compare/report", (study / REPORT).read_text())
-        figures.tensorboard_image("compare/gradients", png)
-    writer.close()
+    markdown = report_markdown(record)
+    write_text(study / REPORT, markdown)
+    publish(study / REPORT_EVENTS, {"compare/report": markdown}, {"compare/gradients": png})
     return record
 
 
