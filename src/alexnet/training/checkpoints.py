@@ -218,7 +218,10 @@ class KeepBest(keras.callbacks.Callback):
     and the epoch's training and validation losses are finite.
 
     Every worker saves (see Backup); only the chief keeps the file and writes the record. The best error
-    so far is read from the record when training starts, so every worker decides alike.
+    so far is read from the record when training starts, so every worker decides alike. Keras's
+    ModelCheckpoint(save_best_only=True) keeps its best in memory (a resumed run forgets it), saves a
+    non-finite epoch's model and has no multi-worker handling (every worker would write the one file):
+    hence this one.
     """
 
     def __init__(self, run: RunDir, task: Task = SINGLE_WORKER):
