@@ -6,7 +6,7 @@ As a library:
     model = alexnet.AlexNet(weights="imagenet")     # keras.applications-style; see alexnet/applications.py
 
 Importing the package registers every custom object this project's .keras files name (layers, loss, metrics,
-optimizer), so keras.models.load_model reads any best.keras it writes.
+optimizer and its learning-rate schedule), so keras.models.load_model reads any best.keras it writes.
 """
 
 from alexnet.native_logs import import_tensorflow_quietly
@@ -15,5 +15,6 @@ import_tensorflow_quietly()  # TensorFlow's start-up lines at the level TF_CPP_M
 
 from alexnet import metrics, model, optim, random_streams  # noqa: E402, F401  registers the custom objects
 from alexnet.applications import AlexNet  # noqa: E402
+from alexnet.training import schedule  # noqa: E402, F401  registers ScheduledRate
 
 __all__ = ["AlexNet"]
