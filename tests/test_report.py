@@ -96,7 +96,6 @@ def test_the_report_of_a_finished_run_holds_every_section_and_the_runs_own_numbe
     assert {p.name for p in run.iterdir()} == expected, "the report changes nothing but report.html"
 
 
-@pytest.mark.slow
 def test_the_rate_drops_are_read_from_the_logged_rates():
     rows = [{"epoch": e, "learning_rate": r} for e, r in enumerate([0.01, 0.01, 0.001, 0.001, 0.0001], start=1)]
     assert report.drop_epochs(rows) == [2, 4]
@@ -105,6 +104,7 @@ def test_the_rate_drops_are_read_from_the_logged_rates():
     assert report.drop_epochs(rows) == []
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_is_reported_as_such_and_a_missing_or_empty_one_is_refused(tiny_run, tmp_path):
     run = tmp_path / "half"
     shutil.copytree(tiny_run, run)

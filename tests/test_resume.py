@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from alexnet import rundir
+from alexnet.studies import report
 from alexnet.training import driver
 from alexnet.training.driver import train_and_evaluate
 from alexnet.training.history import read_history
@@ -89,6 +90,9 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
     if best["val_top1_error"] == best_before["val_top1_error"]:
         assert best == best_before
     assert (run_dir / rundir.BEST_MODEL).exists() and (run_dir / rundir.EXPORT / "saved_model.pb").exists()
+    # The report page marks the drops the logged rates show: after every epoch but the last.
+    page = report.write_report(run_dir).read_text()
+    assert "Learning rate divided by 10 after epoch(s) 1, 2, 3 (dotted lines)." in page
 
 
 def test_a_deterministic_run_killed_after_an_epoch_resumes_to_the_uninterrupted_runs_losses(small_data, tmp_path):
