@@ -4,7 +4,6 @@ Test modules import them from here (`from helpers import ...`); fixtures live in
 """
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from alexnet import rundir
 from alexnet.config import load_config
+from alexnet.records import BackupManifest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESIZE, SIZE = 48, 40  # test-sized resize_size / image_size (model.image_size must be >= 35)
@@ -203,10 +203,10 @@ def backup_positions(run_dir) -> list[tuple[int, int]]:
     positions = []
     for manifest in sorted((Path(run_dir) / rundir.BACKUP).glob("step-*.json")):
         try:
-            record = json.loads(manifest.read_text())
-        except (OSError, ValueError):
+            record = BackupManifest.read(manifest)
+        except OSError:
             continue  # being replaced
-        positions.append((record["epoch"], record["step"]))
+        positions.append((record.epoch, record.step))
     return positions
 
 

@@ -1,16 +1,17 @@
 """The networks AlexNet is compared with: their layouts and counts, the switches they take, and the same
 path through training, evaluation and export as AlexNet."""
 
-import json
 
 import numpy as np
 import pytest
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.architectures import build_from_config, build_lenet5, build_resnet18, build_resnet50, multiply_adds
 from alexnet.config import load_config
 from alexnet.errors import ConfigError
 from alexnet.export import predict_files
+from alexnet.records import CompareStudy
+from alexnet.rundir import RunDir
 from alexnet.studies.evaluate import evaluate_run
 from alexnet.training.driver import train_and_evaluate
 from alexnet.training.layer_stats import weighted_layers
@@ -84,16 +85,16 @@ def test_another_network_trains_evaluates_and_serves_like_alexnet(arch, small_da
                          *COMPARED[arch])
     run = tmp_path / arch
     final = train_and_evaluate(config, run)
-    assert 0 <= final["val_top5_error"] <= final["val_top1_error"] <= 1
-    tags = {tag for tag in _train_tags(run) if tag.startswith("layers/")}
-    assert {f"layers/{layer.name}/gradient_norm" for layer in weighted_layers(build_from_config(config.model, 10))} \
-        <= tags  # every convolution and Dense layer is probed
+    assert 0 <= final.best.val_top5_error <= final.best.val_top1_error <= 1
+    probed = {tag for tag in _train_tags(run) if tags.layer_statistic(tag)}
+    assert {tags.layer(layer.name, tags.GRADIENT_NORM)
+            for layer in weighted_layers(build_from_config(config.model, 10))} <= probed  # every weighted layer
     result = evaluate_run(run, ["eval.train_sample=20", "eval.projector_images=10"])
-    assert result["centre"]["images"] == 30
+    assert result.centre.images == 30
     image = next((small_data / "val").glob("*/*.jpg"))
     (prediction,) = predict_files(run, [str(image)])
     assert len(prediction["top5"]) == 5 and sum(p for _, p in prediction["top5"]) <= 1.0 + 1e-5
-    assert json.loads((run / rundir.FINAL_METRICS).read_text())["epoch"] == 1
+    assert RunDir(run).final_metrics().best.epoch == 1
 
 
 def _train_tags(run) -> set:
@@ -112,11 +113,12 @@ def test_a_tiny_comparison_trains_each_network_in_its_own_process_and_reports(sm
                  "compare.seeds=1", "compare.target_accuracy=0.05"]
     record = compare.run_study("configs/compare.yaml", overrides, tmp_path)
     study = tmp_path / "compare"
-    resnet, plain = (record["architectures"][a] for a in ("resnet18", "plain18"))
-    assert resnet["parameters"] - plain["parameters"] == 64 * 128 + 128 * 256 + 256 * 512 + 4 * (128 + 256 + 512)
-    assert resnet["multiply_adds"] > plain["multiply_adds"] > 0 and resnet["inference_images_per_second"] > 0
-    assert resnet["runs"][0]["peak_memory_gb"] > 0.1 and resnet["runs"][0]["seconds_to_target"] is not None
-    norms = record["gradient_norms"]
+    assert CompareStudy.read(study / compare.RECORD) == record
+    resnet, plain = (record.architectures[a] for a in ("resnet18", "plain18"))
+    assert resnet.parameters - plain.parameters == 64 * 128 + 128 * 256 + 256 * 512 + 4 * (128 + 256 + 512)
+    assert resnet.multiply_adds > plain.multiply_adds > 0 and resnet.inference_images_per_second > 0
+    assert resnet.runs[0].peak_memory_gb > 0.1 and resnet.runs[0].seconds_to_target is not None
+    norms = record.gradient_norms
     assert len(norms["resnet18"]["start"]) == 21 and len(norms["plain18"]["after epoch 1"]) == 18
     report = (study / compare.REPORT).read_text()
     assert "| resnet18 | 35x35 | " in report and f"]({compare.GRADIENTS})" in report

@@ -1,7 +1,6 @@
 """`make claims`: verdicts from hand-made numbers, a tiny study end to end, and resuming arm by arm."""
 
 import dataclasses
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,12 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from alexnet import tags
 from alexnet.config import load_config
 from alexnet.errors import ConfigError, DataError
+from alexnet.records import ArmRun, ClaimsStudy
+from alexnet.rundir import RunDir
 from alexnet.studies import claims, events
 from helpers import ROOT, TINY
 
-RUN = claims.ArmRun(val_top1_error=0.2, best_val_top1_error=0.2, train_top1_error=0.1,
+RUN = ArmRun(val_top1_error=0.2, best_val_top1_error=0.2, train_top1_error=0.1,
                     train_top1_error_in_training=0.15, gap=0.1, steps=100, threshold_reached=True,
                     train_error_by_epoch=[0.15], val_error_by_epoch=[0.2])
 
@@ -31,14 +33,15 @@ def test_compare_pairs_the_seeds_and_signs_the_effect_the_way_the_paper_predicts
     worse = runs(val_top1_error=[e + d for e, d in zip((0.20, 0.22, 0.21, 0.25, 0.19, 0.20),
                                                        (0.05, 0.01, 0.02, 0.03, 0.04, 0.06), strict=True)])
     result = claims.compare(lrn, base, worse)
-    assert result["mean_difference"] == pytest.approx(0.035) and result["p_value"] == pytest.approx(2 / 64)
-    assert result["verdict"] == "holds" and result["baseline"] == [r.val_top1_error for r in base]
-    assert claims.compare(lrn, worse, base)["verdict"] == "reversed"
+    assert result.comparison.mean_difference == pytest.approx(0.035)
+    assert result.comparison.p_value == pytest.approx(2 / 64)
+    assert result.comparison.verdict == "holds" and result.baseline == [r.val_top1_error for r in base]
+    assert claims.compare(lrn, worse, base).comparison.verdict == "reversed"
     converge = next(c for c in claims.CLAIMS if c.arm == "no_dropout" and c.metric is claims.Metric.STEPS)
     slower = runs(steps=(100, 130, 120, 110, 150, 140))
     faster = runs(steps=(40, 50, 60, 45, 70, 55))
-    assert claims.compare(converge, slower, faster)["verdict"] == "holds"  # without dropout: fewer steps
-    assert claims.compare(converge, slower[:3], faster[:3])["verdict"] == "not shown at this scale"
+    assert claims.compare(converge, slower, faster).comparison.verdict == "holds"  # without dropout: fewer steps
+    assert claims.compare(converge, slower[:3], faster[:3]).comparison.verdict == "not shown at this scale"
 
 
 def test_unknown_arms_are_refused():
@@ -59,31 +62,34 @@ def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, 
     study = tmp_path / "claims"
     assert sorted(p.name for p in study.iterdir() if p.is_dir()) == [
         "baseline-seed0", "baseline-seed1", "no_dropout-seed0", "no_dropout-seed1", "report"]
-    assert json.loads((study / claims.RECORD).read_text()) == json.loads(json.dumps(record))
-    gap, speed = record["claims"]
-    assert (gap["metric"], speed["metric"]) == ("gap", "steps") and len(speed["baseline"]) == 2
+    assert ClaimsStudy.read(study / claims.RECORD) == record
+    gap, speed = record.claims
+    assert (gap.metric, speed.metric) == ("gap", "steps") and len(speed.baseline) == 2
+    assert speed.baseline_reached is not None and gap.baseline_reached is None
     # The gap is read in inference mode on every training image (the study sets eval.train_error_images).
-    final = json.loads((study / "baseline-seed0" / "final_metrics.json").read_text())
-    assert final["train_images"] == 120
-    assert gap["baseline"][0] == pytest.approx(final["final_val_top1_error"] - final["train_top1_error"])
+    fitted = RunDir(study / "baseline-seed0").final_metrics().fitted
+    assert fitted.train_images == 120
+    assert gap.baseline[0] == pytest.approx(fitted.final_val_top1_error - fitted.train_top1_error)
     # Two seeds: the sign-flip test's smallest p is 2 / 4, so the numbers imply "not shown" whatever they are.
-    assert speed["p_value"] >= 0.5 and speed["verdict"] == "not shown at this scale", speed
-    assert speed["differences"] == pytest.approx([a - b for a, b in zip(speed["arm_values"], speed["baseline"],
-                                                                         strict=True)])
-    figure1 = record["figure1"]
-    assert set(figure1["chosen_rates"].values()) <= {0.01, 0.1}
-    assert len(figure1["thresholds"]["0.95"]["steps"]["relu"]) == 2
+    assert speed.comparison.p_value >= 0.5 and speed.comparison.verdict == "not shown at this scale", speed
+    assert speed.comparison.differences == pytest.approx([a - b for a, b in zip(speed.arm_values, speed.baseline,
+                                                                                 strict=True)])
+    figure1 = record.figure1
+    assert set(figure1.chosen_rates.values()) <= {0.01, 0.1}
+    assert len(figure1.thresholds["0.95"].steps["relu"]) == 2
+    assert record.figure1_claim.claim == "ReLU trains much faster than tanh"
     report = (study / claims.REPORT).read_text()
-    assert "ReLU trains much faster than tanh (3.1, Figure 1)" in report and f"**{speed['verdict']}**" in report
+    assert "ReLU trains much faster than tanh (3.1, Figure 1)" in report
+    assert f"**{speed.comparison.verdict}**" in report
     assert "## Figure 1 as the paper ran it" in report
     for name in (claims.FIGURE_1, claims.CURVES):
         assert (study / name).read_bytes()[:4] == b"\x89PNG"
         assert f"]({name})" in report
     # TensorBoard shows the same: read back with its own reader (the Text and Images tabs of claims/report).
     shown = events.event_data(study / claims.REPORT_EVENTS)
-    assert events.texts(shown, "claims/report") == [report]
+    assert events.texts(shown, tags.study("claims", "report")) == [report]
     for name in (claims.FIGURE_1, claims.CURVES):
-        image = events.last_png(shown, f"claims/{Path(name).stem}")
+        image = events.last_png(shown, tags.study("claims", Path(name).stem))
         assert np.array_equal(tf.io.decode_png(image, channels=3), tf.io.decode_png((study / name).read_bytes(), 3))
 
     # Run again: nothing is retrained, Figure 1 included. Unfinish one run: only that one is.

@@ -1,5 +1,6 @@
 """`make eval`: the ten crops, error arithmetic, nearest neighbours, and what a tiny run's evaluation writes."""
 
+import dataclasses
 import json
 from urllib.parse import quote
 
@@ -8,9 +9,11 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.data.preprocess import ten_crop_offsets, ten_crops
 from alexnet.metrics import errors_of
+from alexnet.records import BestEpoch, ClassError, Errors, EvalData, Evaluation, PassErrors, provenance
+from alexnet.rundir import RunDir
 from alexnet.studies import evaluate
 from helpers import all_tags, cli, http_get, scalars, tensorboard_server, wait_for
 
@@ -51,12 +54,11 @@ def test_errors_per_class_errors_and_confusion_on_a_hand_made_example():
     ])
     labels = np.array([0, 1, 0, 5])
     result = errors_of(probabilities, labels)
-    assert result == {"top1_error": 0.5, "top5_error": 0.25, "images": 4,
-                      "loss": pytest.approx(-np.mean(np.log([0.5, 0.2, 0.05, 0.5])))}
+    assert result == Errors(top1_error=0.5, top5_error=0.25, images=4,
+                            loss=pytest.approx(-np.mean(np.log([0.5, 0.2, 0.05, 0.5]))))
     names = ["a", "b", "c", "d", "e", "f"]
     assert evaluate.per_class_errors(probabilities, labels, names) == [
-        {"class": "b", "top1_error": 1.0, "images": 1}, {"class": "a", "top1_error": 0.5, "images": 2},
-        {"class": "f", "top1_error": 0.0, "images": 1}]
+        ClassError("b", 1.0, 1), ClassError("a", 0.5, 2), ClassError("f", 0.0, 1)]
     matrix = evaluate.confusion(labels, probabilities.argmax(axis=1), 6)
     assert matrix[0, 0] == 1 and matrix[0, 4] == 1 and matrix[1, 2] == 1 and matrix[5, 5] == 1 and matrix.sum() == 4
     assert list(evaluate.most_confused(matrix, 3)) == [0, 1, 2]
@@ -65,17 +67,17 @@ def test_errors_per_class_errors_and_confusion_on_a_hand_made_example():
 def test_nan_and_tied_outputs_score_as_errors_not_as_hits():
     labels = np.array([0, 1, 2])
     nan = np.full((3, 10), np.nan)
-    assert errors_of(nan, labels)["top1_error"] == 1.0 and errors_of(nan, labels)["top5_error"] == 1.0
+    assert errors_of(nan, labels).top1_error == 1.0 and errors_of(nan, labels).top5_error == 1.0
     uniform = np.full((3, 10), 0.1)  # every class tied, as a network with fc8 at 0 starts
-    assert errors_of(uniform, labels)["top5_error"] == 1.0
+    assert errors_of(uniform, labels).top5_error == 1.0
     one_hot_tie = np.zeros((1, 10))
     one_hot_tie[0, 0] = 1.0
     # [1, 0, ..., 0] with the true class at 1: nine classes tie at 0 with it
-    assert errors_of(one_hot_tie, np.array([1]))["top5_error"] == 1.0
-    assert errors_of(one_hot_tie, np.array([0]))["top1_error"] == 0.0
+    assert errors_of(one_hot_tie, np.array([1])).top5_error == 1.0
+    assert errors_of(one_hot_tie, np.array([0])).top1_error == 0.0
     with_inf = np.array([[0.9, 0.1, np.inf]])
-    assert errors_of(with_inf, np.array([0]))["top1_error"] == 1.0
-    assert evaluate.per_class_errors(uniform, labels, list("abcdefghij"))[0]["top1_error"] == 1.0
+    assert errors_of(with_inf, np.array([0])).top1_error == 1.0
+    assert evaluate.per_class_errors(uniform, labels, list("abcdefghij"))[0].top1_error == 1.0
 
 
 def test_nearest_neighbours_on_a_hand_made_embedding():
@@ -86,17 +88,19 @@ def test_nearest_neighbours_on_a_hand_made_embedding():
 
 
 def test_table2_names_the_data_and_says_when_rows_are_not_comparable():
-    result = {name: {"top1_error": 0.25, "top5_error": 0.05, "images": 370, "crops": 10}
-              for name in ("centre", "ten_crop")}
-    table = evaluate.table2(result, "folder data/demo")
+    def evaluation(data, crops=10):
+        errors = PassErrors(0.25, 0.05, 1.0, 370, 1.0, 1)
+        return Evaluation(provenance(), "run", data, errors, dataclasses.replace(errors, crops=crops), 1.0, [], {}, 0)
+
+    folder = EvalData("folder", None, "data/demo", "val")
+    table = evaluate.table2(evaluation(folder))
     lines = table.splitlines()
     assert any("paper, 1 CNN" in line and "40.7%" in line and "18.2%" in line for line in lines)
     assert any("torchvision" in line and "43.5%" in line and "20.9%" in line for line in lines)
     assert any("this run, centre crop" in line and "25.0%" in line and "5.0%" in line for line in lines)
     assert "this run, 10 crops (folder data/demo)" in table and "not comparable" in table
-    assert "not comparable" not in evaluate.table2(result, "imagenet2012")
-    result["ten_crop"]["crops"] = 5
-    table = evaluate.table2(result, "folder data/demo")
+    assert "not comparable" not in evaluate.table2(evaluation(EvalData("tfds", "imagenet2012", "data/tfds", "val")))
+    table = evaluate.table2(evaluation(folder, crops=5))
     assert "this run, 5 crops, no mirrors (trained without flips) (folder data/demo)" in table
 
 
@@ -116,35 +120,36 @@ def test_eval_of_a_tiny_run_writes_json_tensorboard_figures_and_projector(tiny_r
                           "eval.projector_images=20"])
     assert code == 0, out + err
     assert "this run, 10 crops" in out and "not comparable" in out and "10-crop pass / centre pass" in out
-    result = json.loads((tiny_run / rundir.EVAL_RECORD).read_text())
-    best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
-    assert result["centre"]["top1_error"] == pytest.approx(best["val_top1_error"])  # the training's own figure
-    for name in ("centre", "ten_crop"):
-        assert result[name]["images"] == 30 and result[name]["seconds"] > 0
-        assert 0 <= result[name]["top5_error"] <= result[name]["top1_error"] <= 1
-    assert result["ten_crop_over_centre_seconds"] == pytest.approx(
-        result["ten_crop"]["seconds"] / result["centre"]["seconds"])
-    per_class = result["per_class_top1_error"]
-    assert sum(row["images"] for row in per_class) == 30 and len(per_class) == 10
+    result = RunDir(tiny_run).evaluation()
+    best = BestEpoch.read(tiny_run / rundir.BEST_RECORD)
+    assert result.centre.top1_error == pytest.approx(best.val_top1_error)  # the training's own figure
+    assert (result.centre.crops, result.ten_crop.crops, result.run) == (1, 10, tiny_run.name)
+    for passed in (result.centre, result.ten_crop):
+        assert passed.images == 30 and passed.seconds > 0
+        assert 0 <= passed.top5_error <= passed.top1_error <= 1
+    assert result.ten_crop_over_centre_seconds == pytest.approx(result.ten_crop.seconds / result.centre.seconds)
+    per_class = result.per_class
+    assert sum(row.images for row in per_class) == 30 and len(per_class) == 10
     # LRN normalises in the tiny network too: its gain varies across positions (measured on the validation
     # images: lrn1 4.2%, lrn2 0.01%, where float32 rounding of a constant gain gives about 1e-7).
-    spread = result["lrn_gain_spread"]
-    assert spread["images"] == 30 and spread["lrn1"] > 0.01 and spread["lrn2"] > 1e-5
+    spread = result.lrn_gain_spread
+    assert result.lrn_images == 30 and spread["lrn1"] > 0.01 and spread["lrn2"] > 1e-5
     assert f"varies across positions by lrn1 {spread['lrn1']:.1%}, lrn2 {spread['lrn2']:.1%}" in out
-    assert [row["top1_error"] for row in per_class] == sorted((row["top1_error"] for row in per_class), reverse=True)
+    assert [row.top1_error for row in per_class] == sorted((row.top1_error for row in per_class), reverse=True)
 
     directory = tiny_run / rundir.EVAL_EVENTS
-    tags = events(directory)
+    written = events(directory)
     series = scalars(directory)
-    assert series["eval/centre/top1_error"][0][1] == pytest.approx(result["centre"]["top1_error"])
-    assert series["eval/ten_crop/top5_error"][0][1] == pytest.approx(result["ten_crop"]["top5_error"])
-    assert series["eval/centre/top1_error"][0][0] == 2  # at the best model's step (2 steps of training)
-    table = tf.make_ndarray(tags["eval/table2"][0].tensor).item().decode()
+    centre_top1 = tags.evaluation("centre", tags.TOP1_ERROR)
+    assert series[centre_top1][0][1] == pytest.approx(result.centre.top1_error)
+    assert series[tags.evaluation("ten_crop", tags.TOP5_ERROR)][0][1] == pytest.approx(result.ten_crop.top5_error)
+    assert series[centre_top1][0][0] == 2  # at the best model's step (2 steps of training)
+    table = tf.make_ndarray(written[tags.TABLE2][0].tensor).item().decode()
     assert "this run, centre crop" in table
-    for tag in ("eval/confusion_matrix", "eval/figure4_top5", "eval/figure4_nearest_fc7"):
-        width, height, png = tf.make_ndarray(tags[tag][0].tensor)[:3]
+    for tag in (tags.CONFUSION, tags.FIGURE4_TOP5, tags.FIGURE4_NEAREST):
+        width, height, png = tf.make_ndarray(written[tag][0].tensor)[:3]
         assert int(width) > 200 and int(height) > 100 and png[:4] == b"\x89PNG", tag
-    assert "eval/figure4_top5" in all_tags(directory)
+    assert tags.FIGURE4_TOP5 in all_tags(directory)
 
     # The Projector tab as TensorBoard serves it: the run is listed, its fc7 vectors, labels and sprite load.
     url = tensorboard_server(tiny_run.parent)
@@ -174,8 +179,8 @@ def test_eval_reads_prepared_records_of_the_same_data(tiny_run, small_data, tmp_
                                f"data.prepared_dir={records}", "data.demo_images_per_class=12"]).data)
     result = evaluate.evaluate_run(tiny_run, ["data.source=records", f"data.dir={records}", "eval.train_sample=20",
                                               "eval.projector_images=10"])
-    assert result["centre"]["images"] == result["ten_crop"]["images"] == 30
-    assert result["data"]["source"] == "records"
-    best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
+    assert result.centre.images == result.ten_crop.images == 30
+    assert result.data.source == "records"
+    best = BestEpoch.read(tiny_run / rundir.BEST_RECORD)
     # The records hold the same images re-encoded once as JPEG: the errors barely move, if at all.
-    assert abs(result["centre"]["top1_error"] - best["val_top1_error"]) <= 2 / 30
+    assert abs(result.centre.top1_error - best.val_top1_error) <= 2 / 30

@@ -16,6 +16,7 @@ from alexnet import rundir
 from alexnet.data.preprocess import eval_preprocess
 from alexnet.export import export_savedmodel
 from alexnet.model import build_alexnet
+from alexnet.records import BestEpoch
 from helpers import GOOD_FILES, cli, encode, noise_jpeg, side_by_side, solid
 
 
@@ -117,6 +118,6 @@ def test_export_predict_and_eval_through_the_command_line(tiny_run, small_data, 
 
     code, out, err = evaluated
     assert code == 0, out + err
-    best = json.loads((tiny_run / rundir.BEST_RECORD).read_text())
+    best = BestEpoch.read(tiny_run / rundir.BEST_RECORD)
     row = next(line for line in out.splitlines() if "this run, centre crop" in line)
-    assert f"{best['val_top1_error']:.1%}" in row  # the same model on the same data as in training
+    assert f"{best.val_top1_error:.1%}" in row  # the same model on the same data as in training

@@ -28,7 +28,6 @@ from alexnet.errors import RunBusyError
 from alexnet.export import load_best_model
 from alexnet.rundir import RunDir, RunLock
 from alexnet.training.checkpoints import find_backup, restore
-from alexnet.training.history import read_history
 from helpers import ROOT, TINY, backup_positions, cli, run_cli
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses
@@ -61,7 +60,7 @@ def wait_until(condition, proc, seconds=240):
 
 def epoch_losses(run_dir) -> dict:
     """{column: [value per epoch]} of the training and validation losses and errors in history.csv."""
-    rows = read_history(run_dir)
+    rows = RunDir(run_dir).history()
     return {key: [getattr(row, key) for row in rows] for key in ("loss", "val_loss", "top1_error", "val_top1_error")}
 
 
@@ -81,7 +80,7 @@ def test_a_second_train_into_a_live_run_stops_at_once_and_the_first_run_keeps_ev
     assert "wait for it to finish or stop it, or train under another RUN=name" in line
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-2000:]
-    assert [row.epoch for row in read_history(tmp_path / "busy")] == [1, 2, 3]
+    assert [row.epoch for row in RunDir(tmp_path / "busy").history()] == [1, 2, 3]
     assert not (tmp_path / "busy" / rundir.LOCK).exists()  # released when the run ended
 
 

@@ -9,7 +9,8 @@ PACKAGE = ROOT / "src" / "alexnet"
 # Lower layers never import higher ones; modules of one layer may import each other (without cycles).
 # A wing is a sub-package (data, training, studies, bench) or a module of the package's top level.
 LAYERS = (
-    ("errors", "seeds", "files", "config", "native_logs"),  # the base: what every part reads
+    # the base: what every part reads (records: the typed files commands write and read; tags: TensorBoard's names)
+    ("errors", "seeds", "files", "config", "native_logs", "records", "tags"),
     ("data",),  # images in
     # the networks, optimiser, metrics, runs
     ("random_streams", "model", "pretrained", "applications", "architectures", "optim", "metrics", "rundir",

@@ -1,12 +1,12 @@
 """`make lr-find`: the range test's rates, per-step losses, suggestion, plot and TensorBoard series."""
 
-import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet import rundir, tags
+from alexnet.records import LrFindResult
 from alexnet.studies.lr_find import RangeTest, find_learning_rate, range_schedule, suggest
 from helpers import all_tags, scalars, tiny_config
 
@@ -45,20 +45,20 @@ def test_range_test_writes_the_curve_the_plot_and_tensorboard(small_data, tmp_pa
     config = tiny_config(small_data, "lr_find.steps=12", "lr_find.min_lr=1e-4", "lr_find.max_lr=10",
                          "tensorboard.images=false")
     result = find_learning_rate(config, tmp_path / "probe")
-    record = json.loads((tmp_path / "probe" / rundir.LR_FIND_RECORD).read_text())
-    assert record["suggested_learning_rate"] == result["suggested_learning_rate"]
-    steps = record["steps"]
-    assert 5 <= steps <= 12 and len(record["losses"]) == len(record["learning_rates"]) == steps
+    record = LrFindResult.read(tmp_path / "probe" / rundir.LR_FIND_RECORD)
+    assert record == result
+    steps = record.steps
+    assert 5 <= steps <= 12 and len(record.losses) == len(record.learning_rates) == steps
     # The rates the optimizer used, step by step.
-    np.testing.assert_allclose(record["learning_rates"], np.geomspace(1e-4, 10, 12)[:steps], rtol=1e-6)
-    lowest = int(np.argmin(record["smoothed_losses"]))
-    assert record["learnt"] == (record["smoothed_losses"][lowest] < 0.95 * np.log(10))
-    expected = record["learning_rates"][lowest] / 10 if record["learnt"] else None
-    assert record["suggested_learning_rate"] == (pytest.approx(expected) if expected else None)
+    np.testing.assert_allclose(record.learning_rates, np.geomspace(1e-4, 10, 12)[:steps], rtol=1e-6)
+    lowest = int(np.argmin(record.smoothed_losses))
+    assert record.learnt == (record.smoothed_losses[lowest] < 0.95 * np.log(10))
+    expected = record.learning_rates[lowest] / 10 if record.learnt else None
+    assert record.suggested_learning_rate == (pytest.approx(expected) if expected else None)
     png = (tmp_path / "probe" / rundir.LR_FIND_PLOT).read_bytes()
     assert tf.io.decode_png(png).shape[-1] in (3, 4)
     series = scalars(tmp_path / "probe" / rundir.LR_FIND)
-    assert [step for step, _ in series["loss"]] == list(range(steps))
-    np.testing.assert_allclose([v for _, v in series["learning_rate"]], record["learning_rates"], rtol=1e-6)
-    assert "loss_vs_learning_rate" in all_tags(tmp_path / "probe" / rundir.LR_FIND)
+    assert [step for step, _ in series[tags.LOSS]] == list(range(steps))
+    np.testing.assert_allclose([v for _, v in series[tags.LEARNING_RATE]], record.learning_rates, rtol=1e-6)
+    assert tags.LR_FIND_PLOT in all_tags(tmp_path / "probe" / rundir.LR_FIND)
     assert not (tmp_path / "probe" / rundir.BEST_MODEL).exists()  # a probe: no model kept

@@ -1,13 +1,13 @@
 """The training loss with label smoothing, against the formula written out by hand; the top-k accuracies
 that count ties and non-finite outputs against the model."""
 
-import json
 
 import keras
 import numpy as np
 
 from alexnet import rundir
 from alexnet.metrics import TOP1, TOP5, SmoothedSparseCrossentropy, compiled_metrics, training_loss
+from alexnet.records import BestEpoch
 from alexnet.rundir import RunDir
 from alexnet.training.checkpoints import KeepBest
 
@@ -83,5 +83,5 @@ def test_an_epoch_whose_loss_is_not_finite_never_becomes_the_best_model(tmp_path
     saved = (tmp_path / rundir.BEST_MODEL).stat().st_mtime_ns
     keep.on_epoch_end(1, {"loss": 1.0, "val_loss": float("nan"), **scores, "val_top1": 1.0})
     keep.on_epoch_end(2, {"loss": float("inf"), "val_loss": 1.0, **scores, "val_top1": 1.0})
-    assert json.loads((tmp_path / rundir.BEST_RECORD).read_text())["epoch"] == 1  # the first epoch, counted from 1
+    assert BestEpoch.read(tmp_path / rundir.BEST_RECORD).epoch == 1  # the first epoch, counted from 1
     assert (tmp_path / rundir.BEST_MODEL).stat().st_mtime_ns == saved

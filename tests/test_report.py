@@ -10,8 +10,10 @@ from html.parser import HTMLParser
 import pytest
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.errors import DataError
+from alexnet.records import BestEpoch
+from alexnet.rundir import RunDir
 from alexnet.studies import report
 from alexnet.studies.evaluate import evaluate_run
 from helpers import cli, scalars
@@ -79,19 +81,20 @@ def test_the_report_of_a_finished_run_holds_every_section_and_the_runs_own_numbe
     header, *rows = next(t for t in page.tables if t[0][:2] == ["epoch", "step"])
     (row,) = rows
     cell = dict(zip(header, row, strict=True))
-    assert cell["top1_error"] == f"{train['epoch_top1_error'][0][1]:.4%}"
-    assert cell["val_top5_error"] == f"{val['epoch_top5_error'][0][1]:.4%}"
-    assert cell["loss"] == f"{train['epoch_loss'][0][1]:.6g}" and cell["step"] == "2"
-    best = json.loads((run / rundir.BEST_RECORD).read_text())
+    assert cell["top1_error"] == f"{train[tags.epoch(tags.TOP1_ERROR)][0][1]:.4%}"
+    assert cell["val_top5_error"] == f"{val[tags.epoch(tags.TOP5_ERROR)][0][1]:.4%}"
+    assert cell["loss"] == f"{train[tags.epoch(tags.LOSS)][0][1]:.6g}" and cell["step"] == "2"
+    best = BestEpoch.read(run / rundir.BEST_RECORD)
     errors = next(t for t in page.tables if t[0] == ["", "epoch", "top-1 error", "top-5 error"])
-    assert errors[2] == ["best epoch (kept and exported)", "1", f"{best['val_top1_error']:.2%}",
-                         f"{best['val_top5_error']:.2%}"]
-    evaluated = json.loads((run / rundir.EVAL_RECORD).read_text())
+    assert errors[2] == ["best epoch (kept and exported)", "1", f"{best.val_top1_error:.2%}",
+                         f"{best.val_top5_error:.2%}"]
+    evaluated = RunDir(run).evaluation()
     table2 = next(t for t in page.tables if t[0] == ["model", "top-1 error", "top-5 error"])
-    assert table2[-2] == ["this run, centre crop", f"{evaluated['centre']['top1_error']:.2%}",
-                          f"{evaluated['centre']['top5_error']:.2%}"]
-    info = json.loads((run / rundir.RUN_INFO).read_text())
-    assert f"{info['data']['train_images']} training and {info['data']['val_images']} validation" in page_text
+    assert table2[-2] == [f"this run, centre crop (demo {evaluated.data.dir})", f"{evaluated.centre.top1_error:.2%}",
+                          f"{evaluated.centre.top5_error:.2%}"]
+    info = RunDir(run).info()
+    assert f"{info.data.train_images} training and {info.data.val_images} validation" in page_text
+    assert info.provenance.machine.line() in html.unescape(page_text)
     expected = {p.name for p in tiny_run.iterdir()} | {rundir.EVAL_RECORD, rundir.EVAL_EVENTS, report.REPORT}
     assert {p.name for p in run.iterdir()} == expected, "the report changes nothing but report.html"
 

@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from alexnet import tags
+from alexnet.rundir import RunDir
 from alexnet.training import histograms, memory, pictures, reporting
-from alexnet.training.history import read_history
 
 
 def written(tmp_path, name, write) -> np.ndarray:
@@ -89,8 +90,8 @@ def test_the_epoch_reporters_cope_with_a_diverged_networks_nan_weights(small_dat
     reporter.on_train_batch_begin(0)
     nan = {"loss": np.nan, "top1": 0.0, "top5": 0.0}
     reporter.on_epoch_end(0, {**nan, **{f"val_{k}": v for k, v in nan.items()}})
-    assert np.isnan(read_history(tmp_path)[0].loss)
+    assert np.isnan(RunDir(tmp_path).history()[0].loss)
     reporter.on_train_end()
-    tags = all_tags(tmp_path)
-    assert {"filters/conv1", "inputs/augmented", "weights/conv1/kernel"} <= tags, tags
-    assert "layers/conv1/activation_rms" in scalars(tmp_path / "train")
+    written = all_tags(tmp_path)
+    assert {tags.FILTERS, tags.INPUTS, tags.weights("conv1/kernel")} <= written, written
+    assert tags.layer("conv1", tags.ACTIVATION_RMS) in scalars(tmp_path / "train")

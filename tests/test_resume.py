@@ -1,18 +1,18 @@
 """A run killed with SIGKILL resumes with its weights, momentum, learning-rate schedule and best model, and draws
 the randomness an uninterrupted run draws."""
 
-import json
 import signal
 import time
 
 import numpy as np
 import pytest
 
-from alexnet import rundir
+from alexnet import rundir, tags
+from alexnet.records import BestEpoch
+from alexnet.rundir import RunDir
 from alexnet.studies import report
 from alexnet.training import driver
 from alexnet.training.driver import train_and_evaluate
-from alexnet.training.history import read_history
 from helpers import TINY, backup_positions, run_cli, scalars, steps, tiny_config
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
@@ -42,8 +42,8 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "resume"
     kill_in_the_second_epoch(["train", "--logs", str(tmp_path), "--run", "resume", *overrides], run_dir)
     assert not (run_dir / rundir.FINAL_METRICS).exists()
-    best_before = json.loads((run_dir / rundir.BEST_RECORD).read_text())
-    assert best_before["epoch"] == 1
+    best_before = BestEpoch.read(run_dir / rundir.BEST_RECORD)
+    assert best_before.epoch == 1
 
     # The same command again, in this process, watching what the backup restores.
     restored = {}
@@ -70,9 +70,9 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
 
     # Every epoch ran at its scheduled rate, the resumed ones included.
     train_series, val = scalars(run_dir / rundir.TRAIN_EVENTS), scalars(run_dir / rundir.VALIDATION_EVENTS)
-    epoch_rates = [rate for _, rate in train_series["epoch_learning_rate"]]
+    epoch_rates = [rate for _, rate in train_series[tags.epoch(tags.LEARNING_RATE)]]
     np.testing.assert_allclose(epoch_rates, [0.01 * 0.1**e for e in range(EPOCHS)], rtol=1e-5)
-    step_rates = {round(rate, 9) for _, rate in train_series["learning_rate"]}
+    step_rates = {round(rate, 9) for _, rate in train_series[tags.LEARNING_RATE]}
     assert step_rates == {round(0.01 * 0.1**e, 9) for e in range(EPOCHS)}
 
     # TensorBoard series continue without duplicate steps, and no epoch is missing.
@@ -80,14 +80,14 @@ def test_resume_after_sigkill(small_data, tmp_path, capsys, monkeypatch):
         for tag, events in series.items():
             seen = steps(events)
             assert seen == sorted(set(seen)), f"{tag} has duplicate or decreasing steps: {seen}"
-    batch_steps = steps(train_series["loss"])
+    batch_steps = steps(train_series[tags.LOSS])
     assert batch_steps == list(range(1, EPOCHS * STEPS + 1)), batch_steps  # every step once
-    assert len(val["epoch_top1_error"]) == EPOCHS and batch_steps[-1] >= EPOCHS * STEPS
+    assert len(val[tags.epoch(tags.TOP1_ERROR)]) == EPOCHS and batch_steps[-1] >= EPOCHS * STEPS
 
     # The best model of before the kill is kept unless a later epoch was strictly better.
-    best = json.loads((run_dir / rundir.BEST_RECORD).read_text())
-    assert best["val_top1_error"] <= best_before["val_top1_error"]
-    if best["val_top1_error"] == best_before["val_top1_error"]:
+    best = BestEpoch.read(run_dir / rundir.BEST_RECORD)
+    assert best.val_top1_error <= best_before.val_top1_error
+    if best.val_top1_error == best_before.val_top1_error:
         assert best == best_before
     assert (run_dir / rundir.BEST_MODEL).exists() and (run_dir / rundir.EXPORT / "saved_model.pb").exists()
     # The report page marks the drops the logged rates show: after every epoch but the last.
@@ -115,7 +115,7 @@ def test_a_deterministic_run_killed_after_an_epoch_resumes_to_the_uninterrupted_
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-2000:] + err[-2000:]
     assert "epoch 1/3" not in out  # it resumed
-    whole, killed = (read_history(tmp_path / name) for name in ("whole", "killed"))
+    whole, killed = (RunDir(tmp_path / name).history() for name in ("whole", "killed"))
     assert [row.epoch for row in killed] == [1, 2, 3]
     for key in ("loss", "val_loss", "top1_error", "val_top1_error", "learning_rate"):
         np.testing.assert_allclose([getattr(row, key) for row in killed], [getattr(row, key) for row in whole],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.model import build_alexnet
 from alexnet.training.driver import train_and_evaluate
 from alexnet.training.layer_stats import LayerProbe
@@ -32,9 +32,9 @@ def test_the_lowest_silenced_layer_is_named():
     conv5.set_weights([np.zeros_like(w) for w in conv5.get_weights()])  # conv5 and everything above go quiet
     name, what = silent_layer(start, probe(*probe_batch()))
     assert name == "conv5" and what.endswith("100% of its units dead"), what
-    quieter = {k: v / 3 if k == "layers/fc7/activation_rms" else v for k, v in start.items()}  # 3x: named, not "silent"
-    assert silent_layer(start, quieter) == ("fc7", f"activation RMS {start['layers/fc7/activation_rms']:.3g} -> "
-                                                   f"{quieter['layers/fc7/activation_rms']:.3g}")
+    fc7 = tags.layer("fc7", tags.ACTIVATION_RMS)
+    quieter = {k: v / 3 if k == fc7 else v for k, v in start.items()}  # 3x: named, not "silent"
+    assert silent_layer(start, quieter) == ("fc7", f"activation RMS {start[fc7]:.3g} -> {quieter[fc7]:.3g}")
 
 
 def test_the_message_names_the_loss_the_uniform_guess_the_layer_and_what_to_change():
@@ -49,10 +49,10 @@ def stall_texts(run_dir) -> list[str]:
     """The warnings/stall text entries TensorBoard shows for the run (its Text dashboard reads these)."""
     accumulator = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
     accumulator.Reload()
-    if "warnings/stall" not in accumulator.Tags()["tensors"]:
+    if tags.STALL not in accumulator.Tags()["tensors"]:
         return []
-    assert accumulator.SummaryMetadata("warnings/stall").plugin_data.plugin_name == "text"
-    return [e.tensor_proto.string_val[0].decode() for e in accumulator.Tensors("warnings/stall")]
+    assert accumulator.SummaryMetadata(tags.STALL).plugin_data.plugin_name == "text"
+    return [e.tensor_proto.string_val[0].decode() for e in accumulator.Tensors(tags.STALL)]
 
 
 @pytest.mark.slow

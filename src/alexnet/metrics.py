@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from alexnet.records import Errors
+
 TOP1, TOP5 = "top1", "top5"
 VALIDATION_PREFIX = "val_"
 
@@ -93,10 +95,10 @@ def validation_errors(logs: dict | None) -> dict | None:
     return errors(logs, VALIDATION_PREFIX)
 
 
-def errors_of(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+def errors_of(probabilities: np.ndarray, labels: np.ndarray) -> Errors:
     """Top-1 and top-5 error of predicted probabilities (top_k_hits's rule: ties and non-finite outputs are
     errors), mean loss, images."""
     true = probabilities[np.arange(len(labels)), labels]
     top1, top5 = (float(np.mean(ops.convert_to_numpy(top_k_hits(labels, probabilities, k)))) for k in (1, 5))
-    return {"top1_error": 1.0 - top1, "top5_error": 1.0 - top5,
-            "loss": float(np.mean(-np.log(np.maximum(true, 1e-12)))), "images": int(len(labels))}
+    return Errors(top1_error=1.0 - top1, top5_error=1.0 - top5,
+                  loss=float(np.mean(-np.log(np.maximum(true, 1e-12)))), images=int(len(labels)))

@@ -4,10 +4,13 @@ Every run file is written atomically (alexnet/files.py, or renamed into place li
 leaves half a file. Commands that read a finished run back (eval, export, predict) use the run's own resolved
 config and class names from here, never the command line's.
 
+Its JSON files are typed records (alexnet/records.py); RunDir reads each through its record class.
+
 Example:
     run = RunDir("logs/demo")
     config = run.load_config()           # the resolved config the run trained with
     names = run.class_names()            # label order of the run's classifier
+    best = run.final_metrics().best      # the best epoch and its validation errors
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import threading
 import time
 from pathlib import Path
 
+from alexnet import tags
 from alexnet.config import Config, config_yaml, load_config
 from alexnet.errors import DataError, RunBusyError, RunFinishedError
 from alexnet.files import read_json, write_text
+from alexnet.records import Evaluation, FinalMetrics, HistoryRow, ImportedNetwork, RunInfo, read_history
 
 CONFIG = "config.yaml"
 CLASSES = "classes.json"
@@ -41,6 +46,7 @@ EXPORT = "export"
 FINAL_METRICS = "final_metrics.json"
 EVAL_RECORD = "eval.json"
 EVAL_EVENTS = "eval"
+IMPORTED = "imported.json"
 LR_FIND = "lr_find"
 LR_FIND_PLOT = "lr_find.png"
 LR_FIND_RECORD = "lr_find.json"
@@ -58,13 +64,15 @@ CONTENTS = {
     f"{TRAIN_EVENTS}/": ("TensorBoard, training: loss, top-1/top-5 error (in training mode, as each tag's "
                          "description says), learning rate, images/s every "
                          "`tensorboard.every_steps` steps, and per epoch with the epoch time; per-layer "
-                         "activation and gradient statistics (`layers/*`) every `tensorboard.layer_stats_steps`"),
+                         f"activation and gradient statistics (`{tags.LAYERS}/*`) every "
+                         "`tensorboard.layer_stats_steps`"),
     f"{VALIDATION_EVENTS}/": "TensorBoard, validation: loss, top-1/top-5 error per epoch",
     EVENT_FILES: ("TensorBoard, the rest: augmented inputs as the network sees them, conv1 filters (the paper's "
                   "Figure 3), weight histograms, the ten hparams that tell runs apart with the final errors, the "
                   "config as text"),
     HISTORY: ("one row per epoch: step, loss, top-1/top-5 error on training and validation, learning rate, "
-              "images/s, seconds, the process's peak memory in GB (also in TensorBoard, `epoch_peak_memory_gb`)"),
+              f"images/s, seconds, the process's peak memory in GB (also in TensorBoard, "
+              f"`{tags.epoch(tags.PEAK_MEMORY_GB)}`)"),
     BEST_MODEL: ("the model with the lowest validation top-1 error among the epochs whose losses are finite (chosen "
                  "on the validation split it is reported on: an optimistic figure for new images)"),
     BEST_RECORD: "the best epoch and its validation errors",
@@ -78,6 +86,8 @@ CONTENTS = {
     FINAL_METRICS: ("written last (the run is complete): the best epoch's errors, times, peak memory, and with "
                     "`eval.train_error_images` the final weights' errors on that many training images in inference "
                     "mode and the overfitting gap"),
+    IMPORTED: ("`make import`: where the imported network's weights came from, its layout, size and published "
+               "errors; the run is complete without a final_metrics.json"),
     EVAL_RECORD: ("`make eval`: centre-crop and 10-crop top-1/top-5 error, loss, images and seconds, their time "
                   "ratio, the per-class top-1 error, worst first, and how much LRN's gain varies across positions"),
     f"{EVAL_EVENTS}/": ("`make eval`: TensorBoard, the errors at the best model's step, the Table 2 layout as text, "
@@ -107,8 +117,13 @@ class RunDir:
 
     @property
     def finished(self) -> bool:
-        """Whether the run has completed (its final metrics are written last)."""
-        return (self.path / FINAL_METRICS).exists()
+        """Whether the run has completed: its final metrics are written last (an imported network's record)."""
+        return (self.path / FINAL_METRICS).exists() or self.imported
+
+    @property
+    def imported(self) -> bool:
+        """Whether the run is a network trained elsewhere (`make import`)."""
+        return (self.path / IMPORTED).exists()
 
     def start(self, config: Config, write: bool = True) -> None:
         """Creates the directory for training and (write: the chief of a multi-worker job) the resolved config.
@@ -135,6 +150,27 @@ class RunDir:
         """The run's resolved config, with command-line overrides (such as another data.dir) on top."""
         return load_config(self.require(CONFIG, f"train first with `make train RUN={self.name}`"), overrides,
                            check_files=False)
+
+    def info(self) -> RunInfo:
+        """run.json: how the run was started, on what machine, with which data."""
+        return RunInfo.read(self.require(RUN_INFO, f"train first with `make train RUN={self.name}`"))
+
+    def final_metrics(self) -> FinalMetrics:
+        """final_metrics.json of the finished run."""
+        return FinalMetrics.read(self.require(FINAL_METRICS, f"the run has not finished: `make train RUN={self.name}` "
+                                                            f"resumes it"))
+
+    def history(self) -> list[HistoryRow]:
+        """history.csv's rows, one per epoch."""
+        return read_history(self.require(HISTORY, f"train first with `make train RUN={self.name}`"))
+
+    def evaluation(self) -> Evaluation:
+        """eval.json of the run's last `make eval`."""
+        return Evaluation.read(self.require(EVAL_RECORD, f"evaluate it first with `make eval RUN={self.name}`"))
+
+    def imported_network(self) -> ImportedNetwork:
+        """imported.json of a network trained elsewhere."""
+        return ImportedNetwork.read(self.require(IMPORTED, f"import it with `make import RUN={self.name}`"))
 
     def class_names(self) -> list[str]:
         """The class names of the run's classifier, in label order."""

@@ -16,7 +16,6 @@ against plain-18, as a figure (gradients.png).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -24,17 +23,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.architectures import multiply_adds
 from alexnet.config import load_config
 from alexnet.data.demo import ensure_demo_data
 from alexnet.export import load_best_model
-from alexnet.files import read_json, write_json, write_text
+from alexnet.files import write_text
+from alexnet.records import ArchRun, ArchSummary, CompareStudy, provenance
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.events import event_data, scalar_series
 from alexnet.studies.runner import PlannedRun, publish, train_unfinished
-from alexnet.training.history import read_history
 
 REPORT, RECORD, GRADIENTS, REPORT_EVENTS = "report.md", "compare.json", "gradients.png", "report"
 # What each architecture changes in configs/compare.yaml (which is AlexNet's): LeNet-5 takes 32x32 inputs.
@@ -48,8 +47,9 @@ COMPARED = {
 INFERENCE_BATCH, INFERENCE_REPS = 32, 5
 
 
-def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> dict:
-    """Trains every architecture x seed not finished yet, then writes the report; returns compare.json's content."""
+def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> CompareStudy:
+    """Trains every architecture x seed not finished yet, then writes the report; returns compare.json's record."""
+    made = provenance()
     study = Path(logs_dir) / "compare"
     config = load_config(config_path, overrides)
     ensure_demo_data(config.data)
@@ -57,7 +57,7 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> d
             for arch, changes in COMPARED.items() for seed in range(config.compare.seeds)]
     start = time.perf_counter()
     train_unfinished(study, config_path, overrides, plan, "compare")
-    record = write_report(study, config, config_path, overrides)
+    record = write_report(study, config, config_path, overrides, made)
     print(f"compare: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); report "
           f"{study / REPORT}", flush=True)
     return record
@@ -77,51 +77,37 @@ def inference_rate(model: keras.Model) -> float:
     return INFERENCE_BATCH / float(np.median(seconds))
 
 
-@dataclasses.dataclass(frozen=True)
-class ArchRun:
-    """One finished run's figures: its final and best validation errors, training images/s (over the steps of the
-    run), peak memory, the training and validation seconds until the first epoch at the target error (None:
-    never reached) and its epochs."""
-
-    val_top1_error: float
-    val_top5_error: float
-    best_val_top1_error: float
-    train_images_per_second: float
-    peak_memory_gb: float
-    seconds_to_target: float | None
-    epochs: int
-
-
-MEDIANS = ("val_top1_error", "val_top5_error", "train_images_per_second", "peak_memory_gb")  # of ArchRun, per arch
-
-
 def run_figures(run_dir: Path, target_error: float) -> ArchRun:
     """One finished run's figures, from its history.csv and final_metrics.json."""
-    final, history = read_json(run_dir / rundir.FINAL_METRICS), read_history(run_dir)
+    run = RunDir(run_dir)
+    final, history = run.final_metrics(), run.history()
     elapsed = np.cumsum([row.train_seconds + row.validation_seconds for row in history])
     reached = [t for t, row in zip(elapsed, history, strict=True) if row.val_top1_error <= target_error]
     train_rate = sum(row.images_per_second * row.train_seconds for row in history) / sum(
         row.train_seconds for row in history)
     return ArchRun(val_top1_error=history[-1].val_top1_error, val_top5_error=history[-1].val_top5_error,
-                   best_val_top1_error=final["val_top1_error"], train_images_per_second=train_rate,
-                   peak_memory_gb=final["peak_memory_gb"],
+                   best_val_top1_error=final.best.val_top1_error, train_images_per_second=train_rate,
+                   peak_memory_gb=final.peak_memory_gb,
                    seconds_to_target=float(reached[0]) if reached else None, epochs=len(history))
 
 
 def gradient_norms(run_dir: Path) -> dict[str, dict[str, float]]:
     """{"start" / "after epoch 1": {layer: gradient norm}} from the run's layer statistics (steps 0 and the
     first epoch's end)."""
-    series = scalar_series(event_data(run_dir / rundir.TRAIN_EVENTS))
-    steps = sorted({step for tag, values in series.items() if tag.endswith("/gradient_norm") for step, _ in values})
-    history = read_history(run_dir)
-    after = min((s for s in steps if s >= history[0].step), default=steps[-1])
-    return {label: {tag.split("/")[1]: dict(values)[step] for tag, values in series.items()
-                    if tag.endswith("/gradient_norm") and step in dict(values)}
+    norms = {}  # {layer: {step: gradient norm}}
+    for tag, values in scalar_series(event_data(run_dir / rundir.TRAIN_EVENTS)).items():
+        layer, statistic = tags.layer_statistic(tag) or (None, None)
+        if statistic == tags.GRADIENT_NORM:
+            norms[layer] = dict(values)
+    steps = sorted({step for by_step in norms.values() for step in by_step})
+    after = min((s for s in steps if s >= RunDir(run_dir).history()[0].step), default=steps[-1])
+    return {label: {layer: by_step[step] for layer, by_step in norms.items() if step in by_step}
             for label, step in (("start", steps[0]), ("after epoch 1", after))}
 
 
-def write_report(study: Path, config, config_path: str, overrides: list[str]) -> dict:
-    """compare.json, report.md and the gradients figure from the finished runs under study."""
+def write_report(study: Path, config, config_path: str, overrides: list[str], made=None) -> CompareStudy:
+    """compare.json, report.md and the gradients figure from the finished runs under study; made: the study's
+    provenance (default: this process's)."""
     seeds = config.compare.seeds
     target = 1 - config.compare.target_accuracy  # the validation error the time is measured to
     rows = {}
@@ -129,48 +115,61 @@ def write_report(study: Path, config, config_path: str, overrides: list[str]) ->
         runs = [run_figures(study / f"{arch}-seed{seed}", target) for seed in range(seeds)]
         keras.backend.clear_session()
         model = load_best_model(RunDir(study / f"{arch}-seed0"))  # the network as trained: its size and speed
-        rows[arch] = {"parameters": model.count_params(), "multiply_adds": multiply_adds(model),
-                      "image_size": model.input.shape[1], "inference_images_per_second": inference_rate(model),
-                      "runs": [dataclasses.asdict(r) for r in runs],
-                      **{k: float(np.median([getattr(r, k) for r in runs])) for k in MEDIANS}}
+        rows[arch] = ArchSummary(
+            parameters=model.count_params(), multiply_adds=int(multiply_adds(model)), image_size=model.input.shape[1],
+            inference_images_per_second=inference_rate(model), runs=runs,
+            val_top1_error=float(np.median([r.val_top1_error for r in runs])),
+            val_top5_error=float(np.median([r.val_top5_error for r in runs])),
+            train_images_per_second=float(np.median([r.train_images_per_second for r in runs])),
+            peak_memory_gb=float(np.median([r.peak_memory_gb for r in runs])))
         keras.backend.clear_session()
     gradients = {arch: gradient_norms(study / f"{arch}-seed0") for arch in ("resnet18", "plain18")}
-    record = {"config": config_path, "overrides": overrides, "seeds": seeds, "target_val_error": target,
-              "architectures": rows, "gradient_norms": gradients}
-    write_json(study / RECORD, record)
+    record = CompareStudy(provenance=made or provenance(), config=config_path, overrides=list(overrides), seeds=seeds,
+                          target_val_error=target, architectures=rows, gradient_norms=gradients)
+    record.write(study / RECORD)
     png = figures.gradient_norms({f"{arch}, {when}": norms for arch, by_time in gradients.items()
                                   for when, norms in by_time.items()},
                                  "gradient norm of every layer: ResNet-18 against plain-18 (no shortcuts)")
     (study / GRADIENTS).write_bytes(png)
     markdown = report_markdown(record)
     write_text(study / REPORT, markdown)
-    publish(study / REPORT_EVENTS, {"compare/report": markdown}, {"compare/gradients": png})
+    publish(study / REPORT_EVENTS, {tags.study("compare", "report"): markdown},
+            {tags.study("compare", "gradients"): png})
     return record
 
 
-def report_markdown(record: dict) -> str:
-    """The comparison's table, every seed, and the gradients figure."""
-    command = f"make compare CONFIG={record['config']}" + (
-        f' ARGS="{" ".join(record["overrides"])}"' if record["overrides"] else "")
-    target = record["target_val_error"]
-    lines = ["# AlexNet compared with LeNet-5 and ResNet", "",
-             f"Command: `{command}`; {record['seeds']} paired seeds per network; medians over the seeds; images/s "
-             f"and memory on this machine. Time to {1 - target:.0%} validation accuracy: training and validation "
-             f"seconds until the first epoch that reached it.", "",
-             "| network | input | parameters | multiply-adds / image | train img/s | inference img/s | peak memory "
+def comparison_table(record: CompareStudy) -> list[str]:
+    """The comparison's table, one row per architecture (medians over the seeds), as Markdown lines."""
+    target = record.target_val_error
+    lines = ["| network | input | parameters | multiply-adds / image | train img/s | inference img/s | peak memory "
              f"| val top-1 error | val top-5 error | time to {1 - target:.0%} accuracy |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for arch, r in record["architectures"].items():
-        times = [run["seconds_to_target"] for run in r["runs"]]
-        reached = [t for t in times if t is not None]
-        some = "" if len(reached) == len(times) else f" ({len(reached)} of {len(times)} seeds)"
+    for arch, r in record.architectures.items():
+        reached = [run.seconds_to_target for run in r.runs if run.seconds_to_target is not None]
+        some = "" if len(reached) == len(r.runs) else f" ({len(reached)} of {len(r.runs)} seeds)"
         to_target = f"{np.median(reached):.0f} s{some}" if reached else "not reached"
-        lines.append(f"| {arch} | {r['image_size']}x{r['image_size']} | {r['parameters']:,} | "
-                     f"{r['multiply_adds'] / 1e6:,.1f} M | {r['train_images_per_second']:.0f} | "
-                     f"{r['inference_images_per_second']:.0f} | {r['peak_memory_gb']:.1f} GB | "
-                     f"{r['val_top1_error']:.1%} | {r['val_top5_error']:.1%} | {to_target} |")
-    lines += ["", "Every seed's final validation top-1 error:", ""]
-    for arch, r in record["architectures"].items():
-        lines.append(f"- {arch}: " + ", ".join(f"{run['val_top1_error']:.1%}" for run in r["runs"]))
+        lines.append(f"| {arch} | {r.image_size}x{r.image_size} | {r.parameters:,} | "
+                     f"{r.multiply_adds / 1e6:,.1f} M | {r.train_images_per_second:.0f} | "
+                     f"{r.inference_images_per_second:.0f} | {r.peak_memory_gb:.1f} GB | "
+                     f"{r.val_top1_error:.1%} | {r.val_top5_error:.1%} | {to_target} |")
+    return lines
+
+
+def study_command(record: CompareStudy) -> str:
+    """The make command that ran the comparison."""
+    return f"make compare CONFIG={record.config}" + (f' ARGS="{" ".join(record.overrides)}"' if record.overrides
+                                                     else "")
+
+
+def report_markdown(record: CompareStudy) -> str:
+    """The comparison's table, every seed, and the gradients figure."""
+    target = record.target_val_error
+    lines = ["# AlexNet compared with LeNet-5 and ResNet", "",
+             f"Command: `{study_command(record)}`; {record.seeds} paired seeds per network; medians over the seeds; "
+             f"images/s and memory on this machine. Time to {1 - target:.0%} validation accuracy: training and "
+             f"validation seconds until the first epoch that reached it.", "", *comparison_table(record),
+             "", "Every seed's final validation top-1 error:", ""]
+    for arch, r in record.architectures.items():
+        lines.append(f"- {arch}: " + ", ".join(f"{run.val_top1_error:.1%}" for run in r.runs))
     lines += ["", f"![gradient norms, ResNet-18 and plain-18]({GRADIENTS})", ""]
     return "\n".join(lines)

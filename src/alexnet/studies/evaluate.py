@@ -6,9 +6,9 @@ the ten; one decode per image, the ten crops go through the model together; a ru
 data.flip=false, gets the five patches alone). Then:
 
 - a table laid out like the paper's Table 2, beside the published figures, printed and in TensorBoard;
-- logs/RUN/eval.json: both passes (top-1 / top-5 error, loss, images, seconds; crops), their time ratio, the
-  per-class top-1 error (worst first), and how much LRN's gain varies across positions (lrn_gain_spread,
-  alexnet/training/layer_stats.py; near 0 it normalises nothing);
+- logs/RUN/eval.json (records.Evaluation): both passes (top-1 / top-5 error, loss, images, seconds; crops), their
+  time ratio, the per-class top-1 error (worst first), and how much LRN's gain varies across positions
+  (lrn_gain_spread, alexnet/training/layer_stats.py; near 0 it normalises nothing);
 - TensorBoard (logs/RUN/eval/): the errors as scalars at the best model's step, the table as text, a
   confusion matrix, Figure 4 left (top-5 predictions of validation images) and right (the training
   images nearest in fc7), and the fc7 vectors of validation images in the Projector tab.
@@ -26,13 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.data.options import fixed_parallelism
 from alexnet.data.pipeline import dataset_info, encoded_examples, make_dataset, training_sample
 from alexnet.data.preprocess import ten_crops
 from alexnet.export import load_best_model
-from alexnet.files import write_json
 from alexnet.metrics import errors_of, top_k_hits
+from alexnet.records import ClassError, EvalData, Evaluation, PassErrors, provenance
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.projector import write_projector
@@ -53,11 +53,12 @@ CONFUSION_SHOWN = 50
 LRN_IMAGES = 64  # validation images whose LRN gain spread eval.json reports
 
 
-def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
+def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> Evaluation:
     """Evaluates run_dir's best model as described in the module doc; returns what eval.json holds.
 
     Checked before any work: the run, its best model, and data with the run's class names.
     """
+    made = provenance()
     run = RunDir(run_dir)
     config = run.load_config(overrides)
     model = load_best_model(run)
@@ -75,19 +76,16 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         raise RuntimeError("the centre and 10-crop passes saw the validation images in different orders")
     train_sample = sample_features(features, data, size, batch, settings.train_sample)
 
-    result = {
-        "data": {"source": data.source, "name": data.name, "dir": data.dir, "split": data.val_split},
-        "centre": errors_of(centre["probabilities"], centre["labels"]) | {"seconds": centre["seconds"]},
-        "ten_crop": errors_of(crops["probabilities"], crops["labels"]) | {"seconds": crops["seconds"],
-                                                                          "crops": crops["crops"]},
-        "per_class_top1_error": per_class_errors(centre["probabilities"], centre["labels"], names),
-    }
-    result["ten_crop_over_centre_seconds"] = crops["seconds"] / max(centre["seconds"], 1e-9)
     lrn_images = next(iter(make_dataset(data, "val", size, LRN_IMAGES)))[0]
     spreads = lrn_gain_spreads(model, lrn_images)
-    result["lrn_gain_spread"] = {**spreads, "images": int(len(lrn_images))}
-    table = table2(result, dataset_name(data))
-    write_json(run / rundir.EVAL_RECORD, result)
+    result = Evaluation(
+        provenance=made, run=run.name, data=EvalData(data.source, data.name, data.dir, data.val_split),
+        centre=pass_errors(centre, crops=1), ten_crop=pass_errors(crops, crops=crops["crops"]),
+        ten_crop_over_centre_seconds=crops["seconds"] / max(centre["seconds"], 1e-9),
+        per_class=per_class_errors(centre["probabilities"], centre["labels"], names),
+        lrn_gain_spread=spreads, lrn_images=int(len(lrn_images)))
+    table = table2(result)
+    result.write(run / rundir.EVAL_RECORD)
     optimizer = getattr(model, "optimizer", None)  # an imported network has none
     step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
     write_tensorboard(run, step, result, table, centre, train_sample, names, settings)
@@ -96,11 +94,17 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> dict:
         varies = ", ".join(f"{name} {value:.1%}" for name, value in spreads.items())
         print(f"LRN's gain (output / input) varies across positions by {varies} (standard deviation / mean, the "
               f"first {len(lrn_images)} validation images)")
-    print(f"{crops['crops']}-crop pass / centre pass: {result['ten_crop_over_centre_seconds']:.1f}x the time "
-          f"({crops['seconds']:.1f} s / {centre['seconds']:.1f} s for {result['centre']['images']} images)\n"
+    print(f"{crops['crops']}-crop pass / centre pass: {result.ten_crop_over_centre_seconds:.1f}x the time "
+          f"({crops['seconds']:.1f} s / {centre['seconds']:.1f} s for {result.centre.images} images)\n"
           f"wrote {run / rundir.EVAL_RECORD} and TensorBoard {run / rundir.EVAL_EVENTS} "
-          f"(Scalars, Text, Images: eval/*; Projector: fc7)", flush=True)
+          f"(Scalars, Text, Images: {tags.EVAL}/*; Projector: fc7)", flush=True)
     return result
+
+
+def pass_errors(evaluated: dict, crops: int) -> PassErrors:
+    """The record of a pass (centre_pass's or ten_crop_pass's result): its errors, seconds and crops per image."""
+    errors = errors_of(evaluated["probabilities"], evaluated["labels"])
+    return PassErrors(errors.top1_error, errors.top5_error, errors.loss, errors.images, evaluated["seconds"], crops)
 
 
 def feature_vectors(model: keras.Model):
@@ -172,12 +176,12 @@ def thumbnail(images) -> np.ndarray:
     return tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
 
 
-def per_class_errors(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -> list[dict]:
-    """[{"class", "top1_error", "images"}] of the classes with validation images, worst first (errors_of's rule)."""
+def per_class_errors(probabilities: np.ndarray, labels: np.ndarray, names: list[str]) -> list[ClassError]:
+    """The top-1 error of each class with validation images, worst first (errors_of's rule)."""
     missed = 1.0 - keras.ops.convert_to_numpy(top_k_hits(labels, probabilities, 1))
-    rows = [{"class": names[c], "top1_error": float(np.mean(missed[labels == c])),
-             "images": int(np.sum(labels == c))} for c in range(len(names)) if np.any(labels == c)]
-    return sorted(rows, key=lambda row: (-row["top1_error"], row["class"]))
+    rows = [ClassError(names[c], float(np.mean(missed[labels == c])), int(np.sum(labels == c)))
+            for c in range(len(names)) if np.any(labels == c)]
+    return sorted(rows, key=lambda row: (-row.top1_error, row.name))
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -199,54 +203,69 @@ def nearest_neighbours(queries: np.ndarray, keys: np.ndarray, k: int) -> np.ndar
     return np.argsort(distances, axis=1, kind="stable")[:, :k]
 
 
-def dataset_name(data) -> str:
+def dataset_name(data: EvalData) -> str:
     """The data set's name as a reader knows it."""
     return data.name if data.source == "tfds" else f"{data.source} {data.dir}"
 
 
-def table2(result: dict, name: str) -> str:
+def table2_rows(result: Evaluation) -> list[tuple[str, float, float]]:
+    """(model, top-1 error, top-5 error) of the paper's Table 2 layout: the published single-model figures, then
+    this run's centre-crop and multi-crop rows."""
+    name = dataset_name(result.data)
+    return [*((label, *errors) for label, errors in PUBLISHED.items()),
+            (f"this run, centre crop ({name})", result.centre.top1_error, result.centre.top5_error),
+            (f"this run, {TEN_CROP_ROWS[result.ten_crop.crops]} ({name})", result.ten_crop.top1_error,
+             result.ten_crop.top5_error)]
+
+
+def table2_figure(result: Evaluation) -> bytes:
+    """Table 2's layout as a PNG (table2_rows), for the report page and the docs."""
+    rows = [[label, f"{top1:.2%}", f"{top5:.2%}"] for label, top1, top5 in table2_rows(result)]
+    return figures.table_figure(["model", "top-1 error", "top-5 error"], rows, "Table 2 layout")
+
+
+def table2(result: Evaluation) -> str:
     """The errors laid out like the paper's Table 2, the published single-model figures above this run's."""
-    rows = [(label, *errors) for label, errors in PUBLISHED.items()]
-    rows += [(f"this run, centre crop ({name})", result["centre"]["top1_error"], result["centre"]["top5_error"]),
-             (f"this run, {TEN_CROP_ROWS[result['ten_crop']['crops']]} ({name})", result["ten_crop"]["top1_error"],
-              result["ten_crop"]["top5_error"])]
+    name = dataset_name(result.data)
+    rows = table2_rows(result)
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'model':<{width}} | top-1 error | top-5 error |",
              f"|{'-' * (width + 2)}|-------------|-------------|"]
     lines += [f"| {label:<{width}} | {top1:>11.1%} | {top5:>11.1%} |" for label, top1, top5 in rows]
     lines.append(f"published figures: ILSVRC-2012 validation set (50,000 images); this run: {name}, "
-                 f"{result['centre']['images']} validation images.")
+                 f"{result.centre.images} validation images.")
     if not name.startswith(IMAGENET):
         lines.append("This data set is not ILSVRC-2012: the published rows and this run's are not comparable.")
     return "\n".join(lines)
 
 
-def write_tensorboard(run: RunDir, step: int, result: dict, table: str, centre: dict, train_sample: dict,
+def write_tensorboard(run: RunDir, step: int, result: Evaluation, table: str, centre: dict, train_sample: dict,
                       names: list[str], settings) -> None:
     """Scalars, the table, the confusion matrix, Figure 4 and the projector into run/eval/."""
     directory = run / rundir.EVAL_EVENTS
     writer = tf.summary.create_file_writer(str(directory))
     probabilities, labels = centre["probabilities"], centre["labels"]
     with writer.as_default(step=step):
-        for name in ("centre", "ten_crop"):
-            for metric in ("top1_error", "top5_error", "loss"):
-                tf.summary.scalar(f"eval/{name}/{metric}", result[name][metric])
-        tf.summary.text("eval/table2", table)
+        for name, errors in zip(tags.EVAL_PASSES, (result.centre, result.ten_crop), strict=True):
+            for metric, value in ((tags.TOP1_ERROR, errors.top1_error), (tags.TOP5_ERROR, errors.top5_error),
+                                  (tags.LOSS, errors.loss)):
+                tf.summary.scalar(tags.evaluation(name, metric), value)
+        tf.summary.text(tags.TABLE2, table)
         matrix = confusion(labels, probabilities.argmax(axis=1), len(names))
         shown = np.arange(len(names)) if len(names) <= CONFUSION_LIMIT else most_confused(matrix, CONFUSION_SHOWN)
         title = "confusion, validation, centre crop" + ("" if len(shown) == len(names) else
                                                        f" ({len(shown)} most confused classes)")
-        figures.tensorboard_image("eval/confusion_matrix", figures.confusion_matrix(
+        figures.tensorboard_image(tags.CONFUSION, figures.confusion_matrix(
             matrix[np.ix_(shown, shown)], [names[i] for i in shown], title), step)
         count = min(settings.figure_images, len(labels))
         spread = np.linspace(0, len(centre["thumbnails"]) - 1, count).astype(int)  # across classes in folders
         top5 = [[(names[c], float(probabilities[i, c])) for c in np.argsort(-probabilities[i])[:5]] for i in spread]
-        figures.tensorboard_image("eval/figure4_top5", figures.top5_predictions(
+        figures.tensorboard_image(tags.FIGURE4_TOP5, figures.top5_predictions(
             centre["thumbnails"][spread], [names[labels[i]] for i in spread], top5), step)
         kept = len(centre["fc7"])
         queries = np.linspace(0, kept - 1, min(settings.neighbour_queries, kept)).astype(int)
         nearest = nearest_neighbours(centre["fc7"][queries], train_sample["fc7"], settings.neighbours)
-        figures.tensorboard_image("eval/figure4_nearest_fc7", figures.nearest_neighbours_grid(
+        figures.tensorboard_image(tags.FIGURE4_NEAREST, figures.nearest_neighbours_grid(
             centre["thumbnails"][queries], [names[labels[i]] for i in queries], train_sample["thumbnails"][nearest],
             [[names[train_sample["labels"][j]] for j in row] for row in nearest]), step)
     writer.close()

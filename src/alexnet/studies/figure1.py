@@ -29,6 +29,7 @@ import numpy as np
 from keras import layers
 
 from alexnet.data.digits import load_scans, split_indices
+from alexnet.records import Figure1Run, Figure1Summary, SpeedUp, ThresholdSteps
 
 SIZE = 32
 RATES = (0.003, 0.01, 0.03, 0.1, 0.3)
@@ -109,17 +110,17 @@ def fastest_rate(runs: list[dict], threshold: float) -> float:
     return min(runs, key=speed)["learning_rate"]
 
 
-def speed_up(relu_steps: list[int], tanh_steps: list[int]) -> dict:
+def speed_up(relu_steps: list[int], tanh_steps: list[int]) -> SpeedUp:
     """Per-seed ratios tanh / ReLU, their geometric mean and its 95% bootstrap interval (seeds resampled)."""
     logs = np.log(np.asarray(tanh_steps, np.float64) / np.asarray(relu_steps, np.float64))
     resamples = np.random.default_rng(0).integers(0, len(logs), (10_000, len(logs)))
     means = logs[resamples].mean(axis=1)
-    return {"ratios": np.exp(logs).tolist(), "geometric_mean": float(math.exp(logs.mean())),
-            "interval_95": [float(math.exp(np.percentile(means, 2.5))), float(math.exp(np.percentile(means, 97.5)))]}
+    return SpeedUp(np.exp(logs).tolist(), float(math.exp(logs.mean())),
+                   (float(math.exp(np.percentile(means, 2.5))), float(math.exp(np.percentile(means, 97.5)))))
 
 
-def run_figure1(seeds: int, epochs: int, threshold: float, log=print) -> dict:
-    """The sweep, the paired seeds at the chosen rates and the speed-up (module doc), as a JSON-ready dict.
+def run_figure1(seeds: int, epochs: int, threshold: float, log=print) -> Figure1Run:
+    """The sweep, the paired seeds at the chosen rates and the speed-up (module doc), as figure1.json's record.
 
     The speed-up is also measured at STRICT_THRESHOLD: the digit scans are easier than CIFAR-10, so the
     paper's 25% comes within the first epoch, where a lower error is the same stage of training as 25%
@@ -136,23 +137,20 @@ def run_figure1(seeds: int, epochs: int, threshold: float, log=print) -> dict:
             f"{run['learning_rate']:g}: {steps_to(run['step_errors'], threshold)[0]}" for run in sweep[activation])
             + f"; chosen {chosen[activation]:g}", flush=True)
     runs = {a: [train_curve(a, chosen[a], seed, epochs, images, labels) for seed in range(seeds)] for a in ACTIVATIONS}
-    result = {
-        "data": "UCI handwritten-digit scans (scikit-learn), 32x32, training split", "images": len(images),
-        "epochs": epochs, "steps_per_epoch": math.ceil(len(images) / BATCH), "window_steps": WINDOW,
-        "batch": BATCH, "rates": list(RATES), "paper_speed_up": 6.0, "chosen_rates": chosen,
-        "sweep": {a: {str(run["learning_rate"]): steps_to(run["step_errors"], threshold)[0] for run in sweep[a]}
-                  for a in ACTIVATIONS},
-        "step_errors": {a: [run["step_errors"] for run in runs[a]] for a in ACTIVATIONS},
-        "thresholds": {},
-    }
+    thresholds = {}
     for level in (threshold, STRICT_THRESHOLD):
         steps = {a: [steps_to(run["step_errors"], level) for run in runs[a]] for a in ACTIVATIONS}
-        result["thresholds"][str(level)] = {
-            "steps": {a: [s for s, _ in steps[a]] for a in ACTIVATIONS},
-            "reached": {a: [r for _, r in steps[a]] for a in ACTIVATIONS},
-            "speed_up": speed_up([s for s, _ in steps["relu"]], [s for s, _ in steps["tanh"]])}
-        up = result["thresholds"][str(level)]["speed_up"]
-        log(f"figure 1: tanh needs {up['geometric_mean']:.2f}x the steps of ReLU to reach {level:.0%} training "
-            f"error (95% interval {up['interval_95'][0]:.2f}-{up['interval_95'][1]:.2f}x, {seeds} seeds); the "
+        up = speed_up([s for s, _ in steps["relu"]], [s for s, _ in steps["tanh"]])
+        thresholds[str(level)] = ThresholdSteps({a: [s for s, _ in steps[a]] for a in ACTIVATIONS},
+                                                {a: [r for _, r in steps[a]] for a in ACTIVATIONS}, up)
+        log(f"figure 1: tanh needs {up.geometric_mean:.2f}x the steps of ReLU to reach {level:.0%} training "
+            f"error (95% interval {up.interval_95[0]:.2f}-{up.interval_95[1]:.2f}x, {seeds} seeds); the "
             f"paper: 6x at 25% on CIFAR-10", flush=True)
-    return result
+    summary = Figure1Summary(
+        seeds=seeds, threshold=threshold, data="UCI handwritten-digit scans (scikit-learn), 32x32, training split",
+        images=len(images), epochs=epochs, steps_per_epoch=math.ceil(len(images) / BATCH), window_steps=WINDOW,
+        batch=BATCH, rates=list(RATES), paper_speed_up=6.0, chosen_rates=chosen,
+        sweep={a: {str(run["learning_rate"]): steps_to(run["step_errors"], threshold)[0] for run in sweep[a]}
+               for a in ACTIVATIONS},
+        thresholds=thresholds)
+    return Figure1Run(summary, {a: [run["step_errors"] for run in runs[a]] for a in ACTIVATIONS})

@@ -19,9 +19,9 @@ import math
 import keras
 import numpy as np
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.config import Config
-from alexnet.files import write_json
+from alexnet.records import LrFindResult
 from alexnet.rundir import RunDir
 from alexnet.studies.figures import lr_find_plot
 from alexnet.studies.runner import publish
@@ -73,7 +73,7 @@ def suggest(rates, smoothed, uniform: float) -> dict:
             "learnt": learnt}
 
 
-def find_learning_rate(config: Config, run_dir) -> dict:
+def find_learning_rate(config: Config, run_dir) -> LrFindResult:
     """Runs the range test of the module doc for config into run_dir; returns the suggestion and the curve."""
     from alexnet.training.driver import build_model, load_data, make_strategy, seed_run
 
@@ -96,20 +96,20 @@ def find_learning_rate(config: Config, run_dir) -> dict:
     png = lr_find_plot(rates, test.losses, test.smoothed, suggestion["suggested_learning_rate"], uniform, y_limit,
                        f"{run.name}: learning-rate range test")
     (run / rundir.LR_FIND_PLOT).write_bytes(png)
-    publish(run / rundir.LR_FIND, texts={}, images={"loss_vs_learning_rate": png},
-            series={"learning_rate": rates.tolist(), "loss": test.losses, "smoothed_loss": test.smoothed})
-    result = {**suggestion, "uniform_guess_loss": uniform, "steps": steps,
-              "batch_size": config.train.global_batch_size, "learning_rates": rates.tolist(),
-              "losses": test.losses, "smoothed_losses": test.smoothed}
-    write_json(run / rundir.LR_FIND_RECORD, result)
-    rate = suggestion["suggested_learning_rate"]
-    print(f"lowest smoothed loss {suggestion['lowest_smoothed_loss']:.3f} at learning rate "
-          f"{suggestion['lowest_loss_learning_rate']:.3g} ({steps} steps)", flush=True)
+    publish(run / rundir.LR_FIND, texts={}, images={tags.LR_FIND_PLOT: png},
+            series={tags.LEARNING_RATE: rates.tolist(), tags.LOSS: test.losses, tags.SMOOTHED_LOSS: test.smoothed})
+    result = LrFindResult(**suggestion, uniform_guess_loss=uniform, steps=steps,
+                          batch_size=config.train.global_batch_size, learning_rates=rates.tolist(),
+                          losses=[float(v) for v in test.losses], smoothed_losses=[float(v) for v in test.smoothed])
+    result.write(run / rundir.LR_FIND_RECORD)
+    rate = result.suggested_learning_rate
+    print(f"lowest smoothed loss {result.lowest_smoothed_loss:.3f} at learning rate "
+          f"{result.lowest_loss_learning_rate:.3g} ({steps} steps)", flush=True)
     if rate is None:
         print(f"warning: the loss never fell below {UNIFORM_FRACTION:.0%} of ln({len(data.info.class_names)}) = "
               f"{uniform:.2f}, the loss of a uniform guess: at no rate did the network learn in {steps} steps, so "
-              f"no rate is suggested. Look at the start (model.zero_fc8; tensorboard layers/*/activation_rms and "
-              f"image_spread; the input scale) before the rate.", flush=True)
+              f"no rate is suggested. Look at the start (model.zero_fc8; tensorboard {tags.LAYERS}/*/"
+              f"{tags.ACTIVATION_RMS} and {tags.IMAGE_SPREAD}; the input scale) before the rate.", flush=True)
     else:
         print(f"suggested learning rate: {rate:.3g} (ARGS=\"train.learning_rate={rate:.2g}\")", flush=True)
     print(f"plot: {run / rundir.LR_FIND_PLOT}; TensorBoard: {run / rundir.LR_FIND}", flush=True)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from alexnet.records import PairedComparison
+
 ALPHA = 0.05
 POWER = 0.8  # of the minimum detectable effect
 BOOTSTRAP_RESAMPLES = 10_000
@@ -58,7 +60,7 @@ def minimum_detectable_effect(differences) -> float:
     return float(quantiles * d.std(ddof=1) / np.sqrt(n))
 
 
-def paired_comparison(baseline, arm, sign: int) -> dict:
+def paired_comparison(baseline, arm, sign: int) -> PairedComparison:
     """The statistics of the module doc for per-seed values of the baseline and the arm (the same seeds, in
     the same order); sign +1 when the paper predicts the arm's value to be higher, -1 lower."""
     if len(baseline) != len(arm) or not len(arm):
@@ -67,5 +69,5 @@ def paired_comparison(baseline, arm, sign: int) -> dict:
     mean, p = float(differences.mean()), sign_flip_p(differences)
     verdict = NOT_SHOWN if p >= ALPHA or mean == 0 else (HOLDS if sign * mean > 0 else REVERSED)
     low, high = bootstrap_interval(differences)
-    return {"differences": differences.tolist(), "mean_difference": mean, "interval_95": [low, high],
-            "p_value": p, "minimum_detectable_effect": minimum_detectable_effect(differences), "verdict": verdict}
+    return PairedComparison(differences.tolist(), mean, (low, high), p, minimum_detectable_effect(differences),
+                            verdict)

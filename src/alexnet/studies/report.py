@@ -23,18 +23,17 @@ import io
 import math
 from pathlib import Path
 
-import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.errors import DataError
-from alexnet.files import read_json, write_text
+from alexnet.files import write_text
+from alexnet.records import BestEpoch
 from alexnet.rundir import RunDir
 from alexnet.studies import claims, compare, figures
-from alexnet.studies.evaluate import PUBLISHED, TEN_CROP_ROWS
+from alexnet.studies.evaluate import table2_figure, table2_rows
 from alexnet.studies.events import event_data, last_png, scalar_series, texts
-from alexnet.training.imported import IMPORTED
 
 REPORT = "report.html"
 STUDY_RECORDS = (claims.RECORD, compare.RECORD)  # beside report.md, what makes a directory a study's
@@ -53,10 +52,10 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .85em; }
 .warning { background: #fde2e1; border: 1px solid #e08a85; padding: .6em 1em; }
 dl { display: grid; grid-template-columns: max-content auto; gap: .2em 1em; } dt { font-weight: 600; }
 """
-CURVES = (("loss", "loss"), ("top1_error", "top-1 error"), ("top5_error", "top-5 error"),
-          ("learning_rate", "learning rate"), ("images_per_second", "images/s (training steps)"),
-          ("peak_memory_gb", "peak memory (GB)"))
-LAYER_STATISTICS = ("activation_rms", "dead_fraction", "gradient_norm")
+CURVES = ((tags.LOSS, "loss"), (tags.TOP1_ERROR, "top-1 error"), (tags.TOP5_ERROR, "top-5 error"),
+          (tags.LEARNING_RATE, "learning rate"), (tags.IMAGES_PER_SECOND, "images/s (training steps)"),
+          (tags.PEAK_MEMORY_GB, "peak memory (GB)"))
+LAYER_STATISTICS = (tags.ACTIVATION_RMS, tags.DEAD_FRACTION, tags.GRADIENT_NORM)
 
 
 def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) -> Path:
@@ -104,13 +103,13 @@ def small_png(png: bytes, limit: int = PICTURE_LIMIT) -> bytes:
 
 def epoch_table(train: dict, validation: dict) -> list[dict]:
     """One row per epoch: the epoch_* scalars of the training and validation event files, by step."""
-    steps = sorted({step for step, _ in train.get("epoch_loss", [])})
+    steps = sorted({step for step, _ in train.get(tags.epoch(tags.LOSS), [])})
     rows = []
     for epoch, step in enumerate(steps, start=1):
         row = {"epoch": epoch, "step": step}
         for source, prefix in ((train, ""), (validation, "val_")):
             for name, _ in CURVES:
-                value = dict(source.get(f"epoch_{name}", [])).get(step)
+                value = dict(source.get(tags.epoch(name), [])).get(step)
                 if value is not None:
                     row[prefix + name] = value
         rows.append(row)
@@ -165,7 +164,7 @@ def percent(value) -> str:
 def run_body(run: RunDir, pictures: Pictures) -> str:
     """Every section of a training run's page, those the run has the files for."""
     root = event_data(run.path)
-    if (run / IMPORTED).exists():  # trained elsewhere: no epochs to read
+    if run.imported:  # trained elsewhere: no epochs to read
         return imported_body(run, root, pictures)
     train, validation = (event_data(run / name) for name in (rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS))
     train_scalars, val_scalars = scalar_series(train), scalar_series(validation)
@@ -176,7 +175,7 @@ def run_body(run: RunDir, pictures: Pictures) -> str:
     parts = [] if run.finished else [
         f'<p class="banner" id="unfinished"><b>Unfinished run</b>: {len(rows)} epoch(s) so far and no '
         f"{rundir.FINAL_METRICS}; run <code>make train RUN={html.escape(run.name)}</code> again to resume it.</p>"]
-    stalls = texts(root, "warnings/stall")
+    stalls = texts(root, tags.STALL)
     if stalls:
         parts.append('<div class="warning" id="stall">' + "".join(f"<p>{html.escape(t)}</p>" for t in stalls)
                      + "</div>")
@@ -184,7 +183,7 @@ def run_body(run: RunDir, pictures: Pictures) -> str:
     if (run / rundir.EVAL_RECORD).exists():
         parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS), pictures))
     parts += figure3_section(root, pictures)
-    if any(tag.startswith("layers/") for tag in train_scalars):
+    if any(tags.layer_statistic(tag) for tag in train_scalars):
         parts.append(layers_section(train_scalars, pictures))
     parts.append(section("config", "The resolved configuration (config.yaml)",
                          f"<pre>{html.escape((run / rundir.CONFIG).read_text())}</pre>"))
@@ -194,12 +193,11 @@ def run_body(run: RunDir, pictures: Pictures) -> str:
 def imported_body(run: RunDir, root: EventAccumulator | None, pictures: Pictures) -> str:
     """The page of a network trained elsewhere (`make import`): where it came from, its evaluation if made,
     conv1's filters (the paper's Figure 3) and the config."""
-    record = read_json(run / IMPORTED)
-    top1, top5 = record["published_centre_crop_errors"]
-    parts = [section("run", "An imported network", f"<p>{html.escape(record['layout'])}'s trained AlexNet, "
-                     f"{record['parameters']:,} parameters, from <code>{html.escape(record['weights'])}</code>; "
-                     f"published centre-crop errors on ILSVRC-2012 validation: {percent(top1)} top-1, "
-                     f"{percent(top5)} top-5. It was not trained here.</p>")]
+    record = run.imported_network()
+    parts = [section("run", "An imported network", f"<p>{html.escape(record.layout)}'s trained AlexNet, "
+                     f"{record.parameters:,} parameters, from <code>{html.escape(record.weights)}</code>; "
+                     f"published centre-crop errors on ILSVRC-2012 validation: {percent(record.published_top1_error)} "
+                     f"top-1, {percent(record.published_top5_error)} top-5. It was not trained here.</p>")]
     if (run / rundir.EVAL_RECORD).exists():
         parts.append(evaluation_section(run, event_data(run / rundir.EVAL_EVENTS), pictures))
     parts += figure3_section(root, pictures)
@@ -210,7 +208,7 @@ def imported_body(run: RunDir, root: EventAccumulator | None, pictures: Pictures
 
 def figure3_section(root: EventAccumulator | None, pictures: Pictures) -> list[str]:
     """conv1's filters as the run's events last show them (the paper's Figure 3), when they do."""
-    filters = last_png(root, "filters/conv1")
+    filters = last_png(root, tags.FILTERS)
     if filters is None:
         return []
     return [section("figure3", "conv1's filters (the paper's Figure 3)",
@@ -219,27 +217,24 @@ def figure3_section(root: EventAccumulator | None, pictures: Pictures) -> list[s
 
 def what_was_run(run: RunDir) -> str:
     """The command, the data set and its size, the machine, the versions, the date and the duration."""
-    info = read_json(run / rundir.RUN_INFO) if (run / rundir.RUN_INFO).exists() else {}
-    final = read_json(run / rundir.FINAL_METRICS) if run.finished else {}
-    config = yaml.safe_load((run / rundir.CONFIG).read_text())
-    data, machine, versions = info.get("data", {}), info.get("machine", {}), info.get("versions", {})
+    info, model = run.info(), run.load_config().model
+    made, data = info.provenance, info.data
     items = {
-        "command": info.get("command", "(not recorded)"),
-        "model": f"{config['model']['variant']}, width {config['model']['width']}, {config['model']['image_size']}"
-                 f"x{config['model']['image_size']} inputs, precision {config['train']['precision']}",
-        "data": f"{data.get('source', config['data']['source'])} {data.get('name') or data.get('dir', '')}: "
-                f"{data.get('train_images', '?')} training and {data.get('val_images', '?')} validation images in "
-                f"{data.get('classes', len(run.class_names()))} classes",
-        "machine": f"{machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs"
-                   + (f", GPUs {', '.join(machine['gpus'])}" if machine.get("gpus") else "")
-                   + f"; {machine.get('strategy', '?')}, {machine.get('replicas', '?')} replica(s)",
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or "(not recorded)",
-        "started": f"{info.get('started', '?')}" + (f" (resumed {info['resumes']} time(s))" if info.get("resumes")
-                                                     else ""),
-        "duration": (f"{final['wall_seconds'] / 60:.1f} min in all: {final['train_seconds'] / 60:.1f} min of training "
-                     f"steps, {final['validation_seconds'] / 60:.1f} min of validation; peak memory "
-                     f"{final['peak_memory_gb']:.1f} GB") if "wall_seconds" in final else "(unfinished)",
+        "command": made.command,
+        "model": f"{model.variant}, width {model.width}, {model.image_size}x{model.image_size} inputs",
+        "data": f"{data.source} {data.name or data.dir}: {data.train_images} training and {data.val_images} "
+                f"validation images in {data.classes} classes",
+        "machine": f"{made.machine.line()}; {info.strategy}, {info.replicas} replica(s), {info.workers} worker(s)",
+        "versions": ", ".join(f"{k} {v}" for k, v in made.versions.items()),
+        "commit": made.commit or "(not in a git checkout)",
+        "started": made.date + (f" (resumed {info.resumes} time(s))" if info.resumes else ""),
+        "duration": "(unfinished)",
     }
+    if run.finished:
+        final = run.final_metrics()
+        items["duration"] = (f"{final.wall_seconds / 60:.1f} min in all: {final.train_seconds / 60:.1f} min of "
+                             f"training steps, {final.validation_seconds / 60:.1f} min of validation; peak memory "
+                             f"{final.peak_memory_gb:.1f} GB; precision {final.precision}")
     content = "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items.items())
     return section("run", "What was run", content + "</dl>")
 
@@ -249,9 +244,9 @@ def errors_section(run: RunDir, rows: list[dict]) -> str:
     last = rows[-1]
     body = [["final epoch", last["epoch"], percent(last.get("val_top1_error")), percent(last.get("val_top5_error"))]]
     if (run / rundir.BEST_RECORD).exists():
-        best = read_json(run / rundir.BEST_RECORD)
-        body.append(["best epoch (kept and exported)", best["epoch"], percent(best["val_top1_error"]),
-                     percent(best["val_top5_error"])])
+        best = BestEpoch.read(run / rundir.BEST_RECORD)
+        body.append(["best epoch (kept and exported)", best.epoch, percent(best.val_top1_error),
+                     percent(best.val_top5_error)])
     return section("errors", "Validation errors", table(["", "epoch", "top-1 error", "top-5 error"], body))
 
 
@@ -278,23 +273,20 @@ def _cell(column: str, value) -> str:
 
 def evaluation_section(run: RunDir, eval_data: EventAccumulator | None, pictures: Pictures) -> str:
     """Table 2 as make eval wrote it, the per-class errors, the confusion matrix and Figure 4."""
-    result = read_json(run / rundir.EVAL_RECORD)
-    crops = TEN_CROP_ROWS[result["ten_crop"]["crops"]]
-    rows = [[label, percent(top1), percent(top5)] for label, (top1, top5) in PUBLISHED.items()]
-    rows += [[f"this run, {label}", percent(result[key]["top1_error"]), percent(result[key]["top5_error"])]
-             for key, label in (("centre", "centre crop"), ("ten_crop", crops))]
-    name = result["data"].get("name") or result["data"]["dir"]
+    result = run.evaluation()
+    name = result.data.name or result.data.dir
+    pictures["table2"] = table2_figure(result)
+    rows = [[label, percent(top1), percent(top5)] for label, top1, top5 in table2_rows(result)]
     comparable = "" if name == "imagenet2012" else ": not comparable with the published rows"
-    pictures["table2"] = figures.table_figure(["model", "top-1 error", "top-5 error"], rows, "Table 2 layout")
     parts = [table(["model", "top-1 error", "top-5 error"], rows),
              f"<p>Published figures: ILSVRC-2012 validation set (50,000 images); this run: "
-             f"{result['centre']['images']} validation images of {html.escape(str(name))}{comparable}.</p>",
+             f"{result.centre.images} validation images of {html.escape(str(name))}{comparable}.</p>",
              "<h3>Per-class top-1 error (centre crop), worst first</h3>",
-             table(["class", "top-1 error", "images"], [[r["class"], percent(r["top1_error"]), r["images"]]
-                                                        for r in result["per_class_top1_error"]])]
-    for tag, title in (("eval/confusion_matrix", "Confusion matrix"),
-                           ("eval/figure4_top5", "The paper's Figure 4, left: top-5 predictions"),
-                       ("eval/figure4_nearest_fc7", "The paper's Figure 4, right: nearest training images in fc7")):
+             table(["class", "top-1 error", "images"], [[r.name, percent(r.top1_error), r.images]
+                                                        for r in result.per_class])]
+    for tag, title in ((tags.CONFUSION, "Confusion matrix"),
+                       (tags.FIGURE4_TOP5, "The paper's Figure 4, left: top-5 predictions"),
+                       (tags.FIGURE4_NEAREST, "The paper's Figure 4, right: nearest training images in fc7")):
         png = last_png(eval_data, tag)
         if png is not None:
             parts += [f"<h3>{html.escape(title)}</h3>", pictures.tag(tag.split("/")[1], png, title)]
@@ -303,9 +295,11 @@ def evaluation_section(run: RunDir, eval_data: EventAccumulator | None, pictures
 
 def layers_section(train_scalars: dict, pictures: Pictures) -> str:
     """The per-layer statistics against steps (tensorboard.layer_stats_steps)."""
-    series = {statistic: {tag.split("/")[1]: values for tag, values in train_scalars.items()
-                          if tag.startswith("layers/") and tag.endswith("/" + statistic)}
-              for statistic in LAYER_STATISTICS}
+    series = {statistic: {} for statistic in LAYER_STATISTICS}
+    for tag, values in train_scalars.items():
+        layer, statistic = tags.layer_statistic(tag) or (None, None)
+        if statistic in series:
+            series[statistic][layer] = values
     png = figures.layer_statistics(series)
     return section("layers", "Per-layer statistics of the probe batch",
                    pictures.tag("layer_statistics", png, "per-layer statistics"))

@@ -25,7 +25,6 @@ import hashlib
 import math
 import os
 import shutil
-import time
 from pathlib import Path
 
 import keras
@@ -33,8 +32,8 @@ import numpy as np
 
 from alexnet import rundir
 from alexnet.errors import DataError, DiskFullError
-from alexnet.files import read_json, write_json
 from alexnet.metrics import validation_errors
+from alexnet.records import BackupManifest, BestEpoch, now
 from alexnet.rundir import RunDir
 from alexnet.training.cluster import SINGLE_WORKER, Task
 
@@ -88,20 +87,17 @@ def find_backup(backup_dir: str | Path) -> SavedBackup | None:
 def _check(manifest: Path) -> tuple[str, SavedBackup | None]:
     """(what is wrong, None) or ("", the backup) for one manifest and its weights file."""
     try:
-        record = read_json(manifest)
-        weights = manifest.with_name(record["weights"])
-        position = Position(int(record["epoch"]), int(record["step"]))
-        size, digest = int(record["bytes"]), record["sha256"]
-        metrics = {str(path): float(value) for path, value in record["metrics"].items()}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        record = BackupManifest.read(manifest)
+    except OSError as e:  # unreadable, or a RecordError (a DataError, an OSError): named, passed over
         return f"its manifest {manifest.name} cannot be read: {e}", None
+    weights = manifest.with_name(record.weights)
     if not weights.is_file():
         return f"{weights.name} is missing", None
-    if weights.stat().st_size != size:
-        return f"{weights.name} has {weights.stat().st_size:,} bytes, {size:,} were written", None
-    if file_sha256(weights) != digest:
+    if weights.stat().st_size != record.bytes:
+        return f"{weights.name} has {weights.stat().st_size:,} bytes, {record.bytes:,} were written", None
+    if file_sha256(weights) != record.sha256:
         return f"{weights.name} does not match its SHA-256", None
-    return "", SavedBackup(weights, manifest, position, metrics)
+    return "", SavedBackup(weights, manifest, Position(record.epoch, record.step), record.metrics)
 
 
 def file_sha256(path: Path) -> str:
@@ -184,10 +180,9 @@ class Backup(keras.callbacks.Callback):
             with open(partial, "rb+") as f:
                 os.fsync(f.fileno())  # on the disk before the rename makes it the backup
             os.replace(partial, weights)
-            write_json(folder / f"{name}.json", {
-                "weights": weights.name, "epoch": position.epoch, "step": position.step, "global_step": step,
-                "bytes": weights.stat().st_size, "sha256": file_sha256(weights), "metrics": metrics,
-                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            BackupManifest(weights=weights.name, epoch=position.epoch, step=position.step, global_step=step,
+                           bytes=weights.stat().st_size, sha256=file_sha256(weights), metrics=metrics,
+                           saved=now()).write(folder / f"{name}.json")
         except Exception as e:
             if is_disk_full(e):
                 raise disk_full_error(weights, state_bytes(self.model)) from e
@@ -231,7 +226,7 @@ class KeepBest(keras.callbacks.Callback):
         self.task = task
 
     def on_train_begin(self, logs=None):
-        self.best = read_json(self.record)["val_top1_error"] if self.record.exists() else None
+        self.best = BestEpoch.read(self.record).val_top1_error if self.record.exists() else None
 
     def on_epoch_end(self, epoch, logs=None):
         val = validation_errors(logs)
@@ -253,5 +248,4 @@ class KeepBest(keras.callbacks.Callback):
             tmp.unlink()
             return
         tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
-        write_json(self.record, {"epoch": epoch + 1, "val_top1_error": val["top1_error"],
-                                 "val_top5_error": val["top5_error"]})
+        BestEpoch(epoch + 1, val["top1_error"], val["top5_error"]).write(self.record)

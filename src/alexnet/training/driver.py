@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import hashlib
 import os
-import platform
 import shutil
 import sys
 import time
@@ -30,10 +28,11 @@ from alexnet.data.service import through_service
 from alexnet.data.sources import DatasetInfo
 from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
-from alexnet.files import read_json, write_json
+from alexnet.files import write_json
 from alexnet.metrics import compiled_metrics, errors_of, training_loss, validation_errors
 from alexnet.optim import PaperSGD
 from alexnet.random_streams import StepSeeds
+from alexnet.records import BestEpoch, DataInfo, FinalMetrics, FittedErrors, RunInfo, provenance
 from alexnet.rundir import RunDir, RunLock
 from alexnet.training.checkpoints import (
     START,
@@ -58,7 +57,6 @@ from alexnet.training.cluster import (
 )
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
 from alexnet.training.guards import DivergenceGuard, SignalStop
-from alexnet.training.history import read_history
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
 from alexnet.training.reporting import TrainingReporter
@@ -67,11 +65,10 @@ from alexnet.training.stall import StallWatch
 from alexnet.training.upstream_fixes import apply_multi_worker_fixes
 
 
-def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
-    """Trains config's model into run_dir, exports it and returns the best epoch's validation metrics.
+def train_and_evaluate(config: Config, run_dir: str | Path) -> FinalMetrics | None:
+    """Trains config's model into run_dir, exports it and returns its final metrics (final_metrics.json).
 
-    Under MultiWorkerMirroredStrategy only the chief exports and reports: the other workers return
-    {"fit_seconds"} alone.
+    Under MultiWorkerMirroredStrategy only the chief exports and reports: the other workers return None.
     """
     started = time.perf_counter()
     set_tf_config_from_trainjob()  # in a TrainJob's pod, before anything reads TF_CONFIG
@@ -93,10 +90,10 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> dict:
         callbacks = make_callbacks(config, run, data, rate, task, backup)
         fit_start = time.perf_counter()
         history = fit(model, data, callbacks, config.train, task)
+        fit_seconds = time.perf_counter() - fit_start
         reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
-        timing = {"fit_seconds": time.perf_counter() - fit_start, **(reporter.totals if reporter else {})}
-        fitted = fitted_errors(model, config, run) if task.is_chief and config.eval.train_error_images else {}
-        return finish(run, model, history, {**timing, **fitted}, started, task)
+        fitted = fitted_errors(model, config, run) if task.is_chief and config.eval.train_error_images else None
+        return finish(run, model, history, Timing(started, fit_seconds, reporter), fitted, task)
 
 
 def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Strategy:
@@ -166,7 +163,7 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy, tas
     steps_per_epoch = plan_steps(t, info, strategy.num_replicas_in_sync)
     if task.is_chief:
         write_json(run / rundir.CLASSES, info.class_names)
-        write_json(run / rundir.RUN_INFO, run_info(run, config, info, strategy, task))
+        run_info(run, config, info, strategy, task).write(run / rundir.RUN_INFO)
     print(f"strategy {strategy_name(strategy)}, {task.count} worker(s) (this is {task.name}"
           f"{', the chief' if task.is_chief else ''}), {strategy.num_replicas_in_sync} replica(s), per-replica "
           f"batch {t.global_batch_size // strategy.num_replicas_in_sync}, global batch {t.global_batch_size}; "
@@ -178,33 +175,17 @@ def load_data(config: Config, run: RunDir, strategy: tf.distribute.Strategy, tas
     return TrainingData(info, steps_per_epoch, validation_steps, start, train, val, sample, after)
 
 
-def run_info(run: RunDir, config: Config, info: DatasetInfo, strategy: tf.distribute.Strategy, task: Task) -> dict:
-    """What a reader of the run wants to know besides the config: the command, when, on what, with which
-    versions, on which data. A resumed run keeps its first start and counts the resumes."""
-    from_cli = sys.argv[0].endswith(os.path.join("alexnet", "__main__.py"))  # python -m alexnet ...
-    command = f"python -m alexnet {' '.join(sys.argv[1:])}" if from_cli else "train_and_evaluate() called from Python"
-    previous = read_json(run / rundir.RUN_INFO) if (run / rundir.RUN_INFO).exists() else {}
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {
-        "command": command, "started": previous.get("started", now), "last_start": now,
-        "resumes": previous.get("resumes", -1) + 1,
-        "machine": {"platform": platform.platform(), "processor": processor_name(), "cpus": os.cpu_count(),
-                    "gpus": [d.name for d in tf.config.list_logical_devices("GPU")],
-                    "strategy": strategy_name(strategy), "replicas": strategy.num_replicas_in_sync,
-                    "workers": task.count},
-        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
-        "data": {"source": config.data.source, "name": config.data.name, "dir": config.data.dir,
-                 "classes": len(info.class_names), "train_images": info.num_train, "val_images": info.num_val},
-    }
-
-
-def processor_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), or what the platform module says."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+def run_info(run: RunDir, config: Config, info: DatasetInfo, strategy: tf.distribute.Strategy, task: Task) -> RunInfo:
+    """What a reader of the run wants to know besides the config: the command, commit, machine and versions of its
+    first start, when it last started, on which data. A resumed run keeps its first start and counts the resumes."""
+    previous = run.info() if (run / rundir.RUN_INFO).exists() else None
+    made = provenance(gpus=[d.name for d in tf.config.list_logical_devices("GPU")])
+    return RunInfo(
+        provenance=previous.provenance if previous else made, last_start=made.date,
+        resumes=previous.resumes + 1 if previous else 0, strategy=strategy_name(strategy),
+        replicas=strategy.num_replicas_in_sync, workers=task.count,
+        data=DataInfo(config.data.source, config.data.name, config.data.dir, len(info.class_names), info.num_train,
+                      info.num_val))
 
 
 def make_pipelines(config: Config, job_prefix: str, strategy: tf.distribute.Strategy, steps_per_epoch: int,
@@ -303,15 +284,15 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, rate: Schedu
     t = config.train
     chief = task.is_chief
     backup = Backup(run / rundir.BACKUP, data.steps_per_epoch, t.backup_every_steps, task, resumed)
+    reporter = TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
+                                every_steps=config.tensorboard.every_steps) if chief else None
     return [
         DivergenceGuard(len(data.info.class_names), t.max_loss_multiple, data.steps_per_epoch),
         *([PlateauRule(t, rate, run / rundir.LR_SCHEDULE, write_state=chief)] if t.schedule == "paper" else []),
         backup,
         StepSeeds(),
-        *([TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
-                            every_steps=config.tensorboard.every_steps)] if chief else []),
-        *([StallWatch(run.path, t.stall_epochs, len(data.info.class_names), data.sample)]
-          if chief and t.stall_epochs else []),
+        *([reporter] if reporter else []),
+        *([StallWatch(reporter, t.stall_epochs, len(data.info.class_names))] if reporter and t.stall_epochs else []),
         KeepBest(run, task),
         *([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else []),
         *([SignalStop(backup)] if task.count == 1 else []),
@@ -378,7 +359,7 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
     return history
 
 
-def fitted_errors(model: keras.Model, config: Config, run: RunDir) -> dict:
+def fitted_errors(model: keras.Model, config: Config, run: RunDir) -> FittedErrors:
     """How well the final weights fit the training data: eval.train_error_images training images (a fixed
     sample, alexnet/data/pipeline.py's training_sample) scored in inference mode with the eval pre-processing,
     and the overfitting gap, the final validation top-1 error minus theirs (section 4's "overfitting")."""
@@ -390,51 +371,76 @@ def fitted_errors(model: keras.Model, config: Config, run: RunDir) -> dict:
         probabilities.append(np.asarray(predict(images), np.float32))
         labels.append(batch_labels.numpy())
     errors = errors_of(np.concatenate(probabilities), np.concatenate(labels))
-    final_val = read_history(run.path)[-1].val_top1_error
-    print(f"the final weights on {errors['images']} training images in inference mode: top-1 error "
-          f"{errors['top1_error']:.2%}, top-5 error {errors['top5_error']:.2%}; final validation top-1 error "
-          f"{final_val:.2%}, a gap of {final_val - errors['top1_error']:+.2%} ({time.perf_counter() - started:.0f} s)",
+    final_val = run.history()[-1].val_top1_error
+    print(f"the final weights on {errors.images} training images in inference mode: top-1 error "
+          f"{errors.top1_error:.2%}, top-5 error {errors.top5_error:.2%}; final validation top-1 error "
+          f"{final_val:.2%}, a gap of {final_val - errors.top1_error:+.2%} ({time.perf_counter() - started:.0f} s)",
           flush=True)
-    return {"train_top1_error": errors["top1_error"], "train_top5_error": errors["top5_error"],
-            "train_loss": errors["loss"], "train_images": errors["images"], "final_val_top1_error": final_val,
-            "overfitting_gap": final_val - errors["top1_error"]}
+    return FittedErrors(train_top1_error=errors.top1_error, train_top5_error=errors.top5_error, train_loss=errors.loss,
+                        train_images=errors.images, final_val_top1_error=final_val,
+                        overfitting_gap=final_val - errors.top1_error)
 
 
-def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, timing: dict, started: float,
-           task: Task = SINGLE_WORKER) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Where a process's time went: when train_and_evaluate began (perf_counter), the seconds in model.fit, and
+    the reporter that summed the training steps' and validation's seconds (None on a worker other than the chief)."""
+
+    started: float
+    fit_seconds: float
+    reporter: TrainingReporter | None
+
+
+def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, timing: Timing,
+           fitted: FittedErrors | None, task: Task = SINGLE_WORKER) -> FinalMetrics | None:
     """The finish stage: the chief exports the best model and writes the final metrics (the run is then
-    complete); every worker reports, in a multi-worker job with a digest of its weights (equal on all).
-
-    timing: fit_seconds (model.fit), and the chief's train_seconds and validation_seconds (the training
-    steps and the validation passes of this process), and fitted_errors' figures when measured; started:
-    when train_and_evaluate began, so the final metrics give the wall time and how much of it was neither
-    steps nor validation."""
+    complete) and prints the run's closing lines; every worker reports, in a multi-worker job with a digest of
+    its weights (equal on all). Returns the final metrics (None on a worker other than the chief)."""
     if task.count > 1:
         digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
         print(f"{task.name}: final weights sha256 {digest}", flush=True)
     if not task.is_chief:
         print(f"{task.name}: training done; the chief writes the run's files", flush=True)
-        return {"fit_seconds": timing["fit_seconds"]}
-    best = read_json(run / rundir.BEST_RECORD)
+        return None
+    best = BestEpoch.read(run / rundir.BEST_RECORD)
     export_dir = export_run(run.path)
-    final = {**best, **timing, "wall_seconds": time.perf_counter() - started, "peak_memory_gb": peak_memory_gb()}
-    write_json(run / rundir.FINAL_METRICS, final)
+    final = FinalMetrics(
+        best=best, parameters=model.count_params(), precision=model.dtype_policy.name,
+        fit_seconds=timing.fit_seconds, train_seconds=timing.reporter.train_seconds,
+        validation_seconds=timing.reporter.validation_seconds, wall_seconds=time.perf_counter() - timing.started,
+        peak_memory_gb=peak_memory_gb(), fitted=fitted)
+    final.write(run / rundir.FINAL_METRICS)
     shutil.rmtree(run / rundir.BACKUP, ignore_errors=True)  # the run is complete; its backups are not needed
-    val = validation_errors({k: v[-1] for k, v in history.history.items() if v})
-    if val:  # None when a resumed run had no epoch left to train
-        print(f"\nfinal validation top-1 error {val['top1_error']:.2%}, top-5 error {val['top5_error']:.2%} "
-              f"(epoch {history.epoch[-1] + 1})")
-    print(f"run directory: {run.path}\n"
-          f"best validation top-1 error {best['val_top1_error']:.2%}, top-5 error {best['val_top5_error']:.2%} "
-          f"(epoch {best['epoch']}, chosen on this validation split, so an optimistic figure for new images; "
-          f"kept as {rundir.BEST_MODEL} and exported)\n"
-          f"SavedModel:  {export_dir}\n"
-          f"TensorBoard: make tensorboard   (then open http://localhost:6006)\n"
-          f"predict:     make predict RUN={run.name} IMAGES=\"path/to/image.jpg\"", flush=True)
-    steps_and_validation = final["train_seconds"] + final["validation_seconds"]
-    rest = final["wall_seconds"] - steps_and_validation
-    print(f"time: {final['wall_seconds']:.0f} s in all, {final['train_seconds']:.0f} s of training steps and "
-          f"{final['validation_seconds']:.0f} s of validation; {rest:.0f} s ({rest / final['wall_seconds']:.0%}) "
-          f"for the rest (start-up, backups, best model, TensorBoard, export); peak memory "
-          f"{final['peak_memory_gb']:.1f} GB", flush=True)
+    print(closing_lines(run, final, validation_errors({k: v[-1] for k, v in history.history.items() if v}),
+                        history.epoch[-1] + 1 if history.epoch else None, export_dir), flush=True)
     return final
+
+
+def closing_lines(run: RunDir, final: FinalMetrics, val: dict | None, last_epoch: int | None, export_dir) -> str:
+    """What a finished run prints last: its final and best errors, where it is, what to run next, where the time
+    went. val: the final epoch's validation errors (None when a resumed run had no epoch left to train)."""
+    best = final.best
+    lines = [f"\nfinal validation top-1 error {val['top1_error']:.2%}, top-5 error {val['top5_error']:.2%} "
+             f"(epoch {last_epoch})"] if val else []
+    rest = final.outside_steps_seconds
+    lines += [
+        f"run directory: {run.path}",
+        f"best validation top-1 error {best.val_top1_error:.2%}, top-5 error {best.val_top5_error:.2%} "
+        f"(epoch {best.epoch}, chosen on this validation split, so an optimistic figure for new images; kept as "
+        f"{rundir.BEST_MODEL} and exported)",
+        f"SavedModel:  {export_dir}",
+        *(f"{label:<12} {command}" for label, command in next_commands(run.name)),
+        f"time: {final.wall_seconds:.0f} s in all, {final.train_seconds:.0f} s of training steps and "
+        f"{final.validation_seconds:.0f} s of validation; {rest:.0f} s ({rest / final.wall_seconds:.0%}) for the rest "
+        f"(start-up, backups, best model, TensorBoard, export); peak memory {final.peak_memory_gb:.1f} GB",
+    ]
+    return "\n".join(lines)
+
+
+def next_commands(run_name: str) -> list[tuple[str, str]]:
+    """(what, command) of what to run next on a finished run: the README's list (a test holds the two equal)."""
+    named = "" if run_name == "demo" else f" RUN={run_name}"
+    return [("TensorBoard:", "make tensorboard   (then open http://localhost:6006)"),
+            ("predict:", f'make predict{named} IMAGES="path/to/image.jpg"'),
+            ("evaluate:", f"make eval{named}"),
+            ("report:", f"make report{named}")]

@@ -10,6 +10,8 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
+from alexnet import tags
+
 HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
 HISTOGRAM_CHUNK = 1 << 22  # values counted at a time: 32 MB of float64, whatever the size of the weight
 def histogram_buckets(values, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarray:
@@ -57,4 +59,4 @@ def write_weight_histograms(model: keras.Model, step: int) -> None:
     """A histogram of every trainable weight of model, under weights/<its path>, to the default writer."""
     for weight in model.weights:
         if weight.trainable:
-            write_histogram(f"weights/{weight.path}", keras.ops.convert_to_numpy(weight), step)
+            write_histogram(tags.weights(weight.path), keras.ops.convert_to_numpy(weight), step)

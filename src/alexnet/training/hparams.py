@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tensorboard.plugins.hparams import api as hp
 
+from alexnet import tags
 from alexnet.config import DataConfig, ModelConfig, TrainConfig, choices
 
 
@@ -35,8 +36,8 @@ HPARAMS = (
     discrete(TrainConfig, "schedule"),
     discrete(TrainConfig, "precision"),
 )
-HPARAM_METRICS = (hp.Metric("final/top1_error", display_name="final val top-1 error"),
-                  hp.Metric("final/top5_error", display_name="final val top-5 error"))
+HPARAM_METRICS = (hp.Metric(tags.final(tags.TOP1_ERROR), display_name="final val top-1 error"),
+                  hp.Metric(tags.final(tags.TOP5_ERROR), display_name="final val top-5 error"))
 
 
 def run_hparams(config) -> dict:

@@ -9,8 +9,8 @@ The run directory holds what eval, export, predict and report read from a run tr
 config (configs/imagenet2012.yaml's data unless --config or overrides name other data of as many classes,
 and the file's layout), the class names (for ImageNet the WordNet ids, from the labels TFDS ships with
 imagenet2012, offline), best.keras, the SavedModel, conv1's filters in TensorBoard,
-and imported.json (where the weights came from); final_metrics.json marks it complete, so `make train`
-never writes over it.
+and imported.json (where the weights came from, written last: it marks the run complete, so `make train`
+never writes over it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.applications import fetch_torchvision_weights, load_weights, source_weights
 from alexnet.architectures import build_from_config
 from alexnet.config import WEIGHT_FILE_LAYOUTS, load_config
@@ -29,10 +29,10 @@ from alexnet.data.pipeline import dataset_info
 from alexnet.errors import DataError
 from alexnet.export import export_run
 from alexnet.files import write_json
+from alexnet.records import ImportedNetwork, provenance
 from alexnet.rundir import RunDir, RunLock
 from alexnet.training.pictures import conv1_filter_grid, first_convolution
 
-IMPORTED = "imported.json"
 # The published single-network errors on ILSVRC-2012 validation, one centre crop (top-1, top-5).
 PUBLISHED_CENTRE = {"torchvision": (0.4348, 0.2093), "caffe": (0.429, 0.198)}
 
@@ -70,14 +70,13 @@ def import_weights(weights: str, run_dir: str | Path, config_path: str | Path, o
         writer = tf.summary.create_file_writer(str(run.path))
         with writer.as_default(step=0):
             kernel = keras.ops.convert_to_numpy(first_convolution(model).kernel)
-            tf.summary.image("filters/conv1", conv1_filter_grid(kernel), step=0)
+            tf.summary.image(tags.FILTERS, conv1_filter_grid(kernel), step=0)
         writer.close()
         export_dir = export_run(run.path)
-        record = {"weights": str(path), "layout": config.model.layout, "parameters": model.count_params(),
-                  "published_centre_crop_errors": PUBLISHED_CENTRE[config.model.layout]}
-        write_json(run / IMPORTED, record)
-        write_json(run / rundir.FINAL_METRICS, {"imported": record})
-    print(f"imported {path} ({config.model.layout}'s network, {record['parameters']:,} parameters) into {run.path}\n"
+        record = ImportedNetwork(provenance(), str(path), config.model.layout, model.count_params(),
+                                 *PUBLISHED_CENTRE[config.model.layout])
+        record.write(run / rundir.IMPORTED)
+    print(f"imported {path} ({record.layout}'s network, {record.parameters:,} parameters) into {run.path}\n"
           f"SavedModel:  {export_dir}\n"
           f"evaluate:    make eval RUN={run.name}   (ILSVRC-2012 through TFDS: the archives in data/tfds/downloads/"
           f"manual/)\n"

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet import tags
+
 
 def weighted_layers(model: keras.Model) -> list:
     """The layers with a kernel (convolutions and Dense layers), in the model's order."""
@@ -68,20 +70,20 @@ class LayerProbe:
         self.loss = keras.losses.get(model.loss)  # the compiled training loss (label smoothing included)
 
     def __call__(self, images, labels) -> dict:
-        """{"layers/<name>/<statistic>": value} for images and their labels."""
+        """{tags.layer(name, statistic): value} for images and their labels."""
         with tf.GradientTape() as tape:
             *outputs, probabilities = self.model(images, training=False)
             loss = tf.reduce_mean(self.loss(labels, probabilities))
         gradients = tape.gradient(loss, [k.value for k in self.kernels])
         activations, lrn_ends = outputs[: len(self.names)], outputs[len(self.names) :]
-        stats = {f"layers/{name}/gain_spread": gain_spread(lrn_ends[2 * i], lrn_ends[2 * i + 1])
+        stats = {tags.layer(name, tags.GAIN_SPREAD): gain_spread(lrn_ends[2 * i], lrn_ends[2 * i + 1])
                  for i, name in enumerate(self.lrn_names)}
         for name, activation, kernel, gradient in zip(self.names, activations, self.kernels, gradients, strict=True):
             a = np.asarray(activation, np.float64).reshape(len(activation), -1)  # (images, units)
             rms = float(np.sqrt(np.mean(a**2)))
-            stats[f"layers/{name}/activation_rms"] = rms
-            stats[f"layers/{name}/image_spread"] = float(a.std(axis=0).mean() / max(rms, 1e-12))
-            stats[f"layers/{name}/dead_fraction"] = float(np.mean(np.all(a <= 0, axis=0)))
-            stats[f"layers/{name}/gradient_norm"] = float(tf.norm(tf.cast(gradient, tf.float32)))
-            stats[f"layers/{name}/weight_norm"] = float(tf.norm(tf.cast(kernel.value, tf.float32)))
+            stats[tags.layer(name, tags.ACTIVATION_RMS)] = rms
+            stats[tags.layer(name, tags.IMAGE_SPREAD)] = float(a.std(axis=0).mean() / max(rms, 1e-12))
+            stats[tags.layer(name, tags.DEAD_FRACTION)] = float(np.mean(np.all(a <= 0, axis=0)))
+            stats[tags.layer(name, tags.GRADIENT_NORM)] = float(tf.norm(tf.cast(gradient, tf.float32)))
+            stats[tags.layer(name, tags.WEIGHT_NORM)] = float(tf.norm(tf.cast(kernel.value, tf.float32)))
         return stats

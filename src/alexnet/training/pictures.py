@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet import tags
 from alexnet.seeds import stream_seed
 from alexnet.training.layer_stats import weighted_layers
 
@@ -56,6 +57,6 @@ class EpochPictures:
                 layer = model.get_layer("colour_noise")
                 self.colour_noise = type(layer).from_config({**layer.get_config(), "seed": self.seed})
             seen = np.clip(keras.ops.convert_to_numpy(self.colour_noise(self.sample[0], training=True)), 0, 255)
-            tf.summary.image("inputs/augmented", tile(seen / 255.0, columns=8), step=step)
+            tf.summary.image(tags.INPUTS, tile(seen / 255.0, columns=8), step=step)
         kernel = keras.ops.convert_to_numpy(first_convolution(model).kernel)
-        tf.summary.image("filters/conv1", conv1_filter_grid(kernel), step=step)
+        tf.summary.image(tags.FILTERS, conv1_filter_grid(kernel), step=step)

@@ -14,11 +14,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet import rundir, tags
 from alexnet.config import config_yaml
 from alexnet.metrics import errors, validation_errors
+from alexnet.records import HistoryRow, append_history
 from alexnet.training.histograms import write_weight_histograms
-from alexnet.training.history import HistoryRow, append_history
 from alexnet.training.hparams import write_hparams
 from alexnet.training.layer_stats import LayerProbe
 from alexnet.training.memory import peak_memory_gb
@@ -38,25 +38,30 @@ class TrainingReporter(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.events = EventWriters(self.run_dir)
         self.pictures = EpochPictures(sample, config.train.seed)
-        self.probe = None  # the LayerProbe, built on first use
+        self._probe = None  # the LayerProbe, built on first use (probe())
         self.profile_range = config.tensorboard.profile_steps  # [first, last] or None
-        self.final_logs: dict = {}
+        self.final_errors: dict = {}  # the last validation errors, by metric
         # The steps' and the validation's share of the wall time, over every fit() of this process (a run
         # resumed mid-epoch fits twice).
-        self.totals = {"train_seconds": 0.0, "validation_seconds": 0.0}
+        self.train_seconds = self.validation_seconds = 0.0
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
+
+    def probe(self) -> LayerProbe:
+        """The per-layer statistics of the model (layer_stats.py), built once; the stall watch reuses it."""
+        self._probe = self._probe or LayerProbe(self.model)
+        return self._probe
 
     def _learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_begin(self, logs=None):
         step = self._step()
-        if self.events.is_new(RUN, "config", step):
+        if self.events.is_new(RUN, tags.CONFIG, step):
             with self.events.run_writer(step):
                 write_hparams(self.config, trial_id=self.run_dir.name)
-                tf.summary.text("config", "```\n" + config_yaml(self.config) + "```")
+                tf.summary.text(tags.CONFIG, "```\n" + config_yaml(self.config) + "```")
         self._interval_start = (time.perf_counter(), step)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -77,8 +82,7 @@ class TrainingReporter(keras.callbacks.Callback):
             tf.profiler.experimental.start(str(self.run_dir / rundir.PROFILE))
         every = self.config.tensorboard.layer_stats_steps
         if every and self.sample is not None and (step := self._step()) % every == 0:
-            self.probe = self.probe or LayerProbe(self.model)
-            self.events.scalars(TRAIN, step, self.probe(*self.sample))
+            self.events.scalars(TRAIN, step, self.probe()(*self.sample))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.profile_range and self.epoch == 0 and batch == self.profile_range[1]:
@@ -89,23 +93,23 @@ class TrainingReporter(keras.callbacks.Callback):
             start, start_step = self._interval_start
             rate = (step - start_step) * self.global_batch_size / max(now - start, 1e-9)
             self._interval_start = (now, step)
-            self.events.scalars(TRAIN, step, {**errors(logs), "learning_rate": self.step_rate,
-                                              "images_per_second": rate})
+            self.events.scalars(TRAIN, step, {**errors(logs), tags.LEARNING_RATE: self.step_rate,
+                                              tags.IMAGES_PER_SECOND: rate})
 
     def on_epoch_end(self, epoch, logs=None):
         row = self._history_row(epoch, logs or {})
-        self.events.scalars(TRAIN, row.step, {
-            "epoch_loss": row.loss, "epoch_top1_error": row.top1_error, "epoch_top5_error": row.top5_error,
-            "epoch_learning_rate": row.learning_rate, "epoch_images_per_second": row.images_per_second,
-            "epoch_time": row.seconds, "epoch_train_time": row.train_seconds,
-            "epoch_validation_time": row.validation_seconds, "epoch_peak_memory_gb": row.peak_memory_gb})
+        self.events.scalars(TRAIN, row.step, {tags.epoch(metric): value for metric, value in (
+            (tags.LOSS, row.loss), (tags.TOP1_ERROR, row.top1_error), (tags.TOP5_ERROR, row.top5_error),
+            (tags.LEARNING_RATE, row.learning_rate), (tags.IMAGES_PER_SECOND, row.images_per_second),
+            (tags.TIME, row.seconds), (tags.TRAIN_TIME, row.train_seconds),
+            (tags.VALIDATION_TIME, row.validation_seconds), (tags.PEAK_MEMORY_GB, row.peak_memory_gb))})
         if row.val_loss is not None:
-            self.events.scalars(VALIDATION, row.step, {"epoch_loss": row.val_loss,
-                                                       "epoch_top1_error": row.val_top1_error,
-                                                       "epoch_top5_error": row.val_top5_error})
+            self.events.scalars(VALIDATION, row.step, {tags.epoch(tags.LOSS): row.val_loss,
+                                                       tags.epoch(tags.TOP1_ERROR): row.val_top1_error,
+                                                       tags.epoch(tags.TOP5_ERROR): row.val_top5_error})
         print(row.line(self.config.train.epochs), flush=True)
         append_history(self.run_dir / rundir.HISTORY, row)
-        if self.events.is_new(RUN, "filters/conv1", row.step):
+        if self.events.is_new(RUN, tags.FILTERS, row.step):
             with self.events.run_writer(row.step):
                 if self.config.tensorboard.images:
                     self.pictures.write(self.model, row.step)
@@ -120,12 +124,12 @@ class TrainingReporter(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.epoch_start[0]  # the whole epoch: steps, validation, callbacks
         phases = {"train_seconds": self.phases.get("train_seconds", seconds),
                   "validation_seconds": self.phases.get("validation_seconds", 0.0)}
-        for name, value in phases.items():
-            self.totals[name] += value
+        self.train_seconds += phases["train_seconds"]
+        self.validation_seconds += phases["validation_seconds"]
         trained = (step - self.epoch_start[1]) * self.global_batch_size
         val = validation_errors(logs)
         if val:
-            self.final_logs = {f"final/{k}": v for k, v in val.items()}
+            self.final_errors = val
         return HistoryRow(
             epoch=epoch + 1, step=step, **errors(logs),
             **{f"val_{k}": v for k, v in (val or dict.fromkeys(("loss", "top1_error", "top5_error"))).items()},
@@ -134,8 +138,8 @@ class TrainingReporter(keras.callbacks.Callback):
             **phases, seconds=seconds, peak_memory_gb=peak_memory_gb())
 
     def on_train_end(self, logs=None):
-        if self.final_logs and self.epoch + 1 == self.config.train.epochs:  # the run's last epoch, once
+        if self.final_errors and self.epoch + 1 == self.config.train.epochs:  # the run's last epoch, once
             with self.events.run_writer(self._step()):
-                for tag, value in self.final_logs.items():
-                    tf.summary.scalar(tag, value)
+                for metric, value in self.final_errors.items():
+                    tf.summary.scalar(tags.final(metric), value)
         self.events.flush()

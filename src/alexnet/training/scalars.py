@@ -12,7 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from alexnet import rundir
+from alexnet import rundir, tags
 
 TRAIN, VALIDATION, RUN = rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS, ""  # the writers, by folder
 # Keras's training loss and errors are averaged over the steps with dropout and augmentation on: TensorBoard
@@ -20,7 +20,7 @@ TRAIN, VALIDATION, RUN = rundir.TRAIN_EVENTS, rundir.VALIDATION_EVENTS, ""  # th
 TRAINING_MODE = ("Training mode: averaged over the steps, with dropout and augmentation on. Not how well the "
                  "final weights fit the training images: eval.train_error_images measures that, in inference "
                  "mode (final_metrics.json).")
-TRAINING_MODE_TAGS = {f"{prefix}{name}" for prefix in ("", "epoch_") for name in ("loss", "top1_error", "top5_error")}
+TRAINING_MODE_TAGS = {*tags.TRAINING_MODE_METRICS, *map(tags.epoch, tags.TRAINING_MODE_METRICS)}
 
 
 def last_logged_steps(log_dir: Path) -> dict:

@@ -9,13 +9,14 @@ them in memory only, and cannot lower a rate that is a schedule.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import keras
 from keras import ops
 
-from alexnet.files import read_json, write_json
 from alexnet.metrics import validation_errors
+from alexnet.records import PlateauHistory, PlateauState
 
 
 @keras.saving.register_keras_serializable("alexnet")
@@ -83,10 +84,10 @@ class PlateauRule(keras.callbacks.Callback):
         self.schedule = schedule
         self.state_path = Path(state_path)
         self.write_state = write_state  # False on the workers of a multi-worker job other than the chief
-        self.state = {"drops": 0, "best_error": None, "wait": 0}
+        self.state = PlateauState()
 
-    def _history(self) -> dict:
-        return read_json(self.state_path) if self.state_path.exists() else {}
+    def _history(self) -> dict[str, PlateauState]:
+        return PlateauHistory.read(self.state_path).epochs if self.state_path.exists() else {}
 
     def on_epoch_begin(self, epoch, logs=None):
         # After a resume this restores the state the last epoch on record before this one ended with (the
@@ -94,24 +95,21 @@ class PlateauRule(keras.callbacks.Callback):
         history = self._history()
         earlier = [int(e) for e in history if int(e) < epoch]
         if earlier:
-            self.state = dict(history[str(max(earlier))])
-        self.schedule.drops.assign(self.state["drops"])
+            self.state = history[str(max(earlier))]
+        self.schedule.drops.assign(self.state.drops)
 
     def on_epoch_end(self, epoch, logs=None):
         val = validation_errors(logs)
         if val:
-            error = val["top1_error"]
-            best = self.state["best_error"]
-            if best is None or error < best:
-                self.state.update(best_error=error, wait=0)
+            error, state = val["top1_error"], self.state
+            if state.best_error is None or error < state.best_error:
+                self.state = dataclasses.replace(state, best_error=error, wait=0)
+            elif state.wait + 1 >= self.config.patience and state.drops < self.config.max_lr_drops:
+                self.state = dataclasses.replace(state, drops=state.drops + 1, wait=0)
+                self.schedule.drops.assign(self.state.drops)
+                print(f"validation error has not improved for {self.config.patience} epochs: "
+                      f"learning rate divided by 10 (drop {self.state.drops} of {self.config.max_lr_drops})")
             else:
-                self.state["wait"] += 1
-                if self.state["wait"] >= self.config.patience and self.state["drops"] < self.config.max_lr_drops:
-                    self.state.update(drops=self.state["drops"] + 1, wait=0)
-                    self.schedule.drops.assign(self.state["drops"])
-                    print(f"validation error has not improved for {self.config.patience} epochs: "
-                          f"learning rate divided by 10 (drop {self.state['drops']} of {self.config.max_lr_drops})")
+                self.state = dataclasses.replace(state, wait=state.wait + 1)
         if self.write_state:
-            history = self._history()
-            history[str(epoch)] = self.state
-            write_json(self.state_path, history)
+            PlateauHistory({**self._history(), str(epoch): self.state}).write(self.state_path)

@@ -5,18 +5,19 @@ loss of a uniform guess. At the end of epoch train.stall_epochs, if the epoch's 
 within STALL_FRACTION of ln(classes) (above or below), one line in the log and a TensorBoard text entry
 (`warnings/stall`) say so, with the layer that went silent (from the per-layer statistics of a probe batch,
 at the start and now: see alexnet/training/layer_stats.py) and the settings to change. Training goes on.
+The watch reads the training reporter's probe and writes through its event files: one of each per run.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet.training.layer_stats import LayerProbe
+from alexnet import tags
+from alexnet.training.reporting import TrainingReporter
 
 STALL_FRACTION = 0.05  # a loss within 5% of ln(classes) has learnt (next to) nothing
 SILENT_DROP = 10.0  # a layer whose activation RMS fell this many times since the start has gone silent
@@ -32,11 +33,12 @@ def silent_layer(start: dict, now: dict) -> tuple[str, str] | None:
     """(layer, what happened) of the lowest layer that went silent between two LayerProbe results: its
     activation RMS fell SILENT_DROP times or more, or DEAD of its units are dead; else the layer whose RMS
     fell most, if it fell QUIETER times; None when no layer lost that much activity."""
-    names = [key.split("/")[1] for key in start if key.endswith("/activation_rms")]
+    names = [layer for layer, statistic in filter(None, map(tags.layer_statistic, start))
+             if statistic == tags.ACTIVATION_RMS]
     drops = {}
     for name in names:
-        before, after = start[f"layers/{name}/activation_rms"], now[f"layers/{name}/activation_rms"]
-        dead = now[f"layers/{name}/dead_fraction"]
+        before, after = start[tags.layer(name, tags.ACTIVATION_RMS)], now[tags.layer(name, tags.ACTIVATION_RMS)]
+        dead = now[tags.layer(name, tags.DEAD_FRACTION)]
         drops[name] = before / max(after, 1e-12)
         what = f"activation RMS {before:.3g} -> {after:.3g}, {dead:.0%} of its units dead"
         if drops[name] >= SILENT_DROP or dead >= DEAD:
@@ -44,8 +46,8 @@ def silent_layer(start: dict, now: dict) -> tuple[str, str] | None:
     name = max(drops, key=drops.get, default=None)
     if name is None or drops[name] < QUIETER:
         return None
-    return name, (f"activation RMS {start[f'layers/{name}/activation_rms']:.3g} -> "
-                  f"{now[f'layers/{name}/activation_rms']:.3g}")
+    rms = tags.layer(name, tags.ACTIVATION_RMS)
+    return name, f"activation RMS {start[rms]:.3g} -> {now[rms]:.3g}"
 
 
 def stall_message(epoch: int, loss: float, num_classes: int, layer: tuple[str, str] | None) -> str:
@@ -58,19 +60,18 @@ def stall_message(epoch: int, loss: float, num_classes: int, layer: tuple[str, s
 
 
 class StallWatch(keras.callbacks.Callback):
-    """Warns once when the start stalls (module doc); sample is a fixed batch (images, labels) for the probe."""
+    """Warns once when the start stalls (module doc), with the reporter's probe on its fixed sample batch and
+    through its event files."""
 
-    def __init__(self, run_dir: str | Path, epochs: int, num_classes: int, sample):
+    def __init__(self, reporter: TrainingReporter, epochs: int, num_classes: int):
         super().__init__()
-        self.epochs, self.num_classes, self.sample = epochs, num_classes, sample
-        self.writer = tf.summary.create_file_writer(str(run_dir))
-        self.probe = self.start = None
+        self.reporter, self.epochs, self.num_classes = reporter, epochs, num_classes
+        self.start = None  # the probe's statistics at step 0
         self.message = None  # the warning, once given
 
     def on_train_begin(self, logs=None):
-        self.probe = LayerProbe(self.model)
         if int(self.model.optimizer.iterations.numpy()) == 0:  # a resumed run has no start to compare with
-            self.start = self.probe(*self.sample)
+            self.start = self.reporter.probe()(*self.reporter.sample)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 != self.epochs or not logs:
@@ -78,9 +79,9 @@ class StallWatch(keras.callbacks.Callback):
         loss, uniform = float(logs["loss"]), math.log(self.num_classes)
         if not np.isfinite(loss) or abs(loss - uniform) > STALL_FRACTION * uniform:
             return
-        layer = silent_layer(self.start, self.probe(*self.sample)) if self.start else None
+        layer = silent_layer(self.start, self.reporter.probe()(*self.reporter.sample)) if self.start else None
         self.message = stall_message(epoch + 1, loss, self.num_classes, layer)
         print(self.message, flush=True)
-        with self.writer.as_default(step=int(self.model.optimizer.iterations.numpy())):
-            tf.summary.text("warnings/stall", self.message)
-        self.writer.flush()
+        with self.reporter.events.run_writer(int(self.model.optimizer.iterations.numpy())):
+            tf.summary.text(tags.STALL, self.message)
+        self.reporter.events.flush()
