@@ -450,15 +450,15 @@ class TrainResult(Record):
 
 @dataclass(frozen=True)
 class FirstRun(Record):
-    """`make train` from a fresh clone, install included, timed: the first run a new user meets."""
+    """first_run.json (`make first-run`): `make train` in a fresh clone, install included, timed: the first run a
+    new user meets. The run it trained is the run directory this record sits in."""
 
     KIND: ClassVar[str] = "first_run"
     WRITTEN_BY: ClassVar[str] = "`make first-run`"
 
     provenance: Provenance
-    wall_seconds: float  # the clone's `make train`, from the empty virtual environment to the exported model
+    wall_seconds: float  # the clone's `make install` and `make train`, from no virtual environment to the export
     install_seconds: float  # of which `make install`
-    train: TrainResult
 
 
 # ----- a backup and the plateau rule's state (a resumed run reads them) -----
