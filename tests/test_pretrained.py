@@ -37,7 +37,8 @@ def test_the_network_from_a_file_gives_its_frameworks_probabilities(name):
     size = 224 if name.endswith(".pth") else 227
     assert model.input.shape[1:] == (size, size, 3)
     probabilities = np.asarray(model(expected["images"], training=False))
-    assert np.abs(probabilities - expected["probabilities"]).max() <= 1e-3
+    # The frameworks' own float32 outputs, to float32's rounding (measured: 3.6e-7 torchvision, 4.0e-7 Caffe).
+    assert np.abs(probabilities - expected["probabilities"]).max() <= 1e-6
     np.testing.assert_array_equal(np.argsort(-probabilities)[:, :5], np.argsort(-expected["probabilities"])[:, :5])
     assert probabilities.max() > 0.4  # far from a uniform guess: a wrong layout would show
 

@@ -44,6 +44,7 @@ JSON_READERS = {
     "data/demo.py": "the demo data's manifest",
     "data/sources.py": "the folder scan's cache of unreadable files",
     "training/cluster.py": "TF_CONFIG, from the environment",
+    "bench/peers.py": "a PyTorch process's job and figures, over its command line and stdout",
 }
 # Functions whose first argument is a TensorBoard tag (a write or a read of one).
 TAG_TAKERS = {"scalar", "image", "text", "histogram", "write", "tensorboard_image", "write_histogram", "texts",

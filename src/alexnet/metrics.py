@@ -13,10 +13,13 @@ perfect top-5.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
 
+from alexnet import tags
 from alexnet.records import Errors
 
 TOP1, TOP5 = "top1", "top5"
@@ -79,16 +82,26 @@ def training_loss(label_smoothing: float) -> str | keras.losses.Loss:
     return SmoothedSparseCrossentropy(label_smoothing) if label_smoothing else "sparse_categorical_crossentropy"
 
 
-def errors(logs: dict, prefix: str = "") -> dict:
-    """{"loss", "top1_error", "top5_error"} from Keras logs; prefix "val_" reads the validation entries."""
-    return {
-        "loss": float(logs[prefix + "loss"]),
-        "top1_error": 1.0 - float(logs[prefix + TOP1]),
-        "top5_error": 1.0 - float(logs[prefix + TOP5]),
-    }
+@dataclasses.dataclass(frozen=True)
+class LoggedErrors:
+    """The loss and the top-1 and top-5 error Keras logged for an epoch or a step (its logs hold accuracies)."""
+
+    loss: float
+    top1_error: float
+    top5_error: float
+
+    def scalars(self) -> dict[str, float]:
+        """{TensorBoard tag: value} of the three."""
+        return {tags.LOSS: self.loss, tags.TOP1_ERROR: self.top1_error, tags.TOP5_ERROR: self.top5_error}
 
 
-def validation_errors(logs: dict | None) -> dict | None:
+def errors(logs: dict, prefix: str = "") -> LoggedErrors:
+    """The loss and errors in Keras logs; prefix "val_" reads the validation entries."""
+    return LoggedErrors(float(logs[prefix + "loss"]), 1.0 - float(logs[prefix + TOP1]),
+                        1.0 - float(logs[prefix + TOP5]))
+
+
+def validation_errors(logs: dict | None) -> LoggedErrors | None:
     """errors(logs, "val_"), or None when the logs hold no validation result (an epoch without one)."""
     if not logs or VALIDATION_PREFIX + TOP1 not in logs:
         return None

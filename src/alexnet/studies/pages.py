@@ -158,10 +158,11 @@ def made_line(record: Record) -> str:
     return f"*Measured by {_provenance(record).line()}.*"
 
 
-def not_published(what: str, command: str, name: str) -> str:
-    """What a view says in place of a table whose record is not published."""
-    return (f"*Not published from this version: `{command}`, then `make publish RUN={name}` and `make docs`, "
-            f"writes {what} here.*")
+def not_published(what: str, command: str, name: str, source: str | None = None) -> str:
+    """What a view says in place of a table whose record is not published; source: the logs/ entry the command
+    writes, when it is not name (a study is always logs/claims or logs/compare)."""
+    publish = f"make publish RUN={source or name}" + (f" AS={name}" if source and source != name else "")
+    return f"*Not published from this version: `{command}`, then `{publish}` and `make docs`, writes {what} here.*"
 
 
 # ----- views: one function per kind of table -----
@@ -283,7 +284,7 @@ def claims_view(results: Results, name: str) -> str:
     """The claims study's verdict table (alexnet/studies/claims.py), its seeds and its command."""
     result = results.get(name, ClaimsStudy)
     if result is None:
-        return not_published("the claims study's verdicts", "make claims", name)
+        return not_published("the claims study's verdicts", "make claims", name, "claims")
     return "\n".join([f"{result.seeds} paired seeds per arm; `{claims.study_command(result)}`.", "",
                       *claims.verdict_table(result), "", made_line(result)])
 
@@ -292,7 +293,7 @@ def figure1_view(results: Results, name: str) -> str:
     """Figure 1 as the claims study re-ran it: its set-up and the steps to each training error."""
     result = results.get(name, ClaimsStudy)
     if result is None or result.figure1 is None:
-        return not_published("Figure 1's re-run", "make claims", name)
+        return not_published("Figure 1's re-run", "make claims", name, "claims")
     return "\n".join([claims.figure1_setup(result.figure1), "", *claims.figure1_table(result.figure1), "",
                       made_line(result)])
 
@@ -301,7 +302,7 @@ def compare_view(results: Results, name: str) -> str:
     """The comparison's table (alexnet/studies/compare.py)."""
     result = results.get(name, CompareStudy)
     if result is None:
-        return not_published("the comparison", "make compare", name)
+        return not_published("the comparison", "make compare", name, "compare")
     return "\n".join([f"{result.seeds} paired seed(s) per network, medians; `{compare.study_command(result)}`.", "",
                       *compare.comparison_table(result), "", made_line(result)])
 
@@ -363,7 +364,8 @@ def contents_view(results: Results, name: str | None = None) -> str:
     return rundir.contents_table()
 
 
-MAKE_VARIABLES = ("CONFIG", "RUN", "ARGS", "IMAGES", "WEIGHTS", "PICTURES", "PEERS", "PORT", "SERVICE_PORT", "WORKERS")
+MAKE_VARIABLES = ("CONFIG", "RUN", "ARGS", "IMAGES", "WEIGHTS", "PICTURES", "PEERS", "AS", "PORT", "SERVICE_PORT",
+                  "WORKERS")
 TARGET = re.compile(r"^(?P<target>[a-z-]+):[^#\n]*## (?P<help>.*)$", re.MULTILINE)
 
 

@@ -232,9 +232,9 @@ class KeepBest(keras.callbacks.Callback):
         val = validation_errors(logs)
         if val is None or not all(math.isfinite(logs[key]) for key in ("loss", "val_loss")):
             return  # a diverged network never becomes the best model, however its outputs rank
-        if self.best is not None and val["top1_error"] >= self.best:
+        if self.best is not None and val.top1_error >= self.best:
             return
-        self.best = val["top1_error"]
+        self.best = val.top1_error
         chief = self.task.is_chief
         tmp = self.path.with_name(".best.tmp.keras" if chief else f"{self.task.temp_dir_name()}.best.keras")
         try:
@@ -248,4 +248,4 @@ class KeepBest(keras.callbacks.Callback):
             tmp.unlink()
             return
         tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
-        BestEpoch(epoch + 1, val["top1_error"], val["top5_error"]).write(self.record)
+        BestEpoch(epoch + 1, val.top1_error, val.top5_error).write(self.record)

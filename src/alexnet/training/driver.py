@@ -29,7 +29,7 @@ from alexnet.data.sources import DatasetInfo
 from alexnet.errors import ConfigError, PeerLostError
 from alexnet.export import export_run
 from alexnet.files import write_json
-from alexnet.metrics import compiled_metrics, errors_of, training_loss, validation_errors
+from alexnet.metrics import LoggedErrors, compiled_metrics, errors_of, training_loss, validation_errors
 from alexnet.optim import PaperSGD
 from alexnet.random_streams import StepSeeds
 from alexnet.records import BestEpoch, DataInfo, FinalMetrics, FittedErrors, RunInfo, provenance
@@ -416,11 +416,12 @@ def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, ti
     return final
 
 
-def closing_lines(run: RunDir, final: FinalMetrics, val: dict | None, last_epoch: int | None, export_dir) -> str:
+def closing_lines(run: RunDir, final: FinalMetrics, val: LoggedErrors | None, last_epoch: int | None,
+                  export_dir) -> str:
     """What a finished run prints last: its final and best errors, where it is, what to run next, where the time
     went. val: the final epoch's validation errors (None when a resumed run had no epoch left to train)."""
     best = final.best
-    lines = [f"\nfinal validation top-1 error {val['top1_error']:.2%}, top-5 error {val['top5_error']:.2%} "
+    lines = [f"\nfinal validation top-1 error {val.top1_error:.2%}, top-5 error {val.top5_error:.2%} "
              f"(epoch {last_epoch})"] if val else []
     rest = final.outside_steps_seconds
     lines += [

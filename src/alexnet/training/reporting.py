@@ -40,7 +40,7 @@ class TrainingReporter(keras.callbacks.Callback):
         self.pictures = EpochPictures(sample, config.train.seed)
         self._probe = None  # the LayerProbe, built on first use (probe())
         self.profile_range = config.tensorboard.profile_steps  # [first, last] or None
-        self.final_errors: dict = {}  # the last validation errors, by metric
+        self.final_errors = None  # the last epoch's validation errors (LoggedErrors)
         # The steps' and the validation's share of the wall time, over every fit() of this process (a run
         # resumed mid-epoch fits twice).
         self.train_seconds = self.validation_seconds = 0.0
@@ -67,14 +67,14 @@ class TrainingReporter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.epoch_start = (time.perf_counter(), self._step())
-        self.phases = {}  # this epoch's training and validation seconds
+        self.epoch_train_seconds = self.epoch_validation_seconds = None  # this epoch's two phases
 
     def on_test_begin(self, logs=None):  # fit's validation pass: the training steps of the epoch are done
-        self.phases["train_seconds"] = time.perf_counter() - self.epoch_start[0]
+        self.epoch_train_seconds = time.perf_counter() - self.epoch_start[0]
         self.validation_start = time.perf_counter()
 
     def on_test_end(self, logs=None):
-        self.phases["validation_seconds"] = time.perf_counter() - self.validation_start
+        self.epoch_validation_seconds = time.perf_counter() - self.validation_start
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step_rate = self._learning_rate()  # the rate this step trains with (its schedule's, before the step)
@@ -93,7 +93,7 @@ class TrainingReporter(keras.callbacks.Callback):
             start, start_step = self._interval_start
             rate = (step - start_step) * self.global_batch_size / max(now - start, 1e-9)
             self._interval_start = (now, step)
-            self.events.scalars(TRAIN, step, {**errors(logs), tags.LEARNING_RATE: self.step_rate,
+            self.events.scalars(TRAIN, step, {**errors(logs).scalars(), tags.LEARNING_RATE: self.step_rate,
                                               tags.IMAGES_PER_SECOND: rate})
 
     def on_epoch_end(self, epoch, logs=None):
@@ -122,24 +122,23 @@ class TrainingReporter(keras.callbacks.Callback):
         peak memory."""
         step = self._step()
         seconds = time.perf_counter() - self.epoch_start[0]  # the whole epoch: steps, validation, callbacks
-        phases = {"train_seconds": self.phases.get("train_seconds", seconds),
-                  "validation_seconds": self.phases.get("validation_seconds", 0.0)}
-        self.train_seconds += phases["train_seconds"]
-        self.validation_seconds += phases["validation_seconds"]
+        train_seconds = seconds if self.epoch_train_seconds is None else self.epoch_train_seconds
+        validation_seconds = self.epoch_validation_seconds or 0.0
+        self.train_seconds += train_seconds
+        self.validation_seconds += validation_seconds
         trained = (step - self.epoch_start[1]) * self.global_batch_size
-        val = validation_errors(logs)
-        if val:
-            self.final_errors = val
+        train, val = errors(logs), validation_errors(logs)
+        self.final_errors = val or self.final_errors
         return HistoryRow(
-            epoch=epoch + 1, step=step, **errors(logs),
-            **{f"val_{k}": v for k, v in (val or dict.fromkeys(("loss", "top1_error", "top5_error"))).items()},
-            learning_rate=self.step_rate,
-            images_per_second=trained / max(phases["train_seconds"], 1e-9),
-            **phases, seconds=seconds, peak_memory_gb=peak_memory_gb())
+            epoch=epoch + 1, step=step, loss=train.loss, top1_error=train.top1_error, top5_error=train.top5_error,
+            val_loss=val and val.loss, val_top1_error=val and val.top1_error, val_top5_error=val and val.top5_error,
+            learning_rate=self.step_rate, images_per_second=trained / max(train_seconds, 1e-9),
+            train_seconds=train_seconds, validation_seconds=validation_seconds, seconds=seconds,
+            peak_memory_gb=peak_memory_gb())
 
     def on_train_end(self, logs=None):
         if self.final_errors and self.epoch + 1 == self.config.train.epochs:  # the run's last epoch, once
             with self.events.run_writer(self._step()):
-                for metric, value in self.final_errors.items():
+                for metric, value in self.final_errors.scalars().items():
                     tf.summary.scalar(tags.final(metric), value)
         self.events.flush()

@@ -101,7 +101,7 @@ class PlateauRule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         val = validation_errors(logs)
         if val:
-            error, state = val["top1_error"], self.state
+            error, state = val.top1_error, self.state
             if state.best_error is None or error < state.best_error:
                 self.state = dataclasses.replace(state, best_error=error, wait=0)
             elif state.wait + 1 >= self.config.patience and state.drops < self.config.max_lr_drops:
