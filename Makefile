@@ -9,6 +9,8 @@ IMAGES ?=
 PICTURES ?=
 WEIGHTS ?= imagenet
 PYTHON ?= python3
+PEERS ?=
+AS ?=
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report import tensorboard bench bench-gpu
+.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report import tensorboard bench bench-gpu first-run publish docs
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -88,11 +90,23 @@ report: $(VENV)/.installed ## one self-contained HTML page of logs/RUN (RUN=clai
 import: $(VENV)/.installed ## WEIGHTS=imagenet (torchvision's, downloaded once) or a .pth/.caffemodel file, as the finished run logs/RUN
 	$(PY) -m alexnet import --weights $(WEIGHTS) --run $(RUN) $(ARGS)
 
+first-run: $(VENV)/.installed ## time make install and make train in a fresh clone of HEAD; the run lands in logs/RUN/
+	$(PY) -m alexnet first-run --run $(RUN)
+
+publish: $(VENV)/.installed ## copy logs/RUN's records (a run, a study, or logs/RUN.json) and pictures into docs/results/AS/
+	$(PY) -m alexnet publish --run $(RUN) $(if $(AS),--as $(AS))
+
+docs: $(VENV)/.installed ## regenerate every table of figures in README.md and docs/ (and the pictures) from docs/results/
+	$(PY) -m alexnet docs
+
 tensorboard: $(VENV)/.installed ## serve logs/ on PORT
 	$(VENV)/bin/tensorboard --logdir logs --port $(PORT) --bind_all
 
-bench: $(VENV)/.installed ## measure step and pipeline throughput; prints a table, writes logs/bench.json
-	$(PY) -m alexnet bench $(RUN_ARGS)
+bench: $(VENV)/.installed ## measure step and pipeline throughput; prints a table, writes logs/bench.json (PEERS=torch: beside PyTorch and keras's image_dataset_from_directory)
+	$(if $(filter torch,$(PEERS)),$(PY) -m pip install --quiet torch==2.13.0)
+	$(PY) -m alexnet bench $(RUN_ARGS) $(foreach peer,$(PEERS),--peers $(peer))
 
-bench-gpu: ## training step on one GPU (TensorFlow or KERAS_BACKEND=jax with only keras + JAX installed)
-	$(if $(wildcard $(PY)),$(PY),PYTHONPATH=src $(PYTHON)) -m alexnet.bench.gpu
+# Only keras and a backend needed: TensorFlow where it is installed, else JAX (or KERAS_BACKEND=jax).
+bench-gpu: GPU_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+bench-gpu: ## training step on one GPU (TensorFlow, or JAX: KERAS_BACKEND=jax, the default with only keras + JAX installed)
+	PYTHONPATH=src KERAS_BACKEND=$${KERAS_BACKEND:-$$($(GPU_PY) -c 'import importlib.util as u; print("tensorflow" if u.find_spec("tensorflow") else "jax")')} $(GPU_PY) -m alexnet.bench.gpu

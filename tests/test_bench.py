@@ -1,6 +1,5 @@
-"""`make bench` machinery on a tiny network and data set: every row and ratio is there, table and JSON agree."""
+"""`make bench` machinery on a tiny network and data set: every row and ratio is there, table and record agree."""
 
-import json
 import re
 
 import pytest
@@ -8,6 +7,8 @@ import tensorflow as tf
 
 from alexnet.bench import suite as bench
 from alexnet.config import Config
+from alexnet.records import BenchResult
+from alexnet.rundir import RunDir
 
 
 @pytest.mark.slow
@@ -23,7 +24,9 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
                                                   "train.global_batch_size=4", "train.steps_per_epoch=2"))
     result = bench.run_benchmarks(config, tmp_path / "logs", settings)
 
-    assert json.loads((tmp_path / "logs" / "bench.json").read_text()) == json.loads(json.dumps(result.record()))
+    assert BenchResult.read(tmp_path / "logs" / "bench.json") == result
+    assert result.setup.peers == [] and result.setup.batch == 4
+    assert result.provenance.command.startswith("called from Python") and "keras" in result.provenance.versions
     keys = [row.key for row in result.rows]
     assert keys == ["step_float32_xla_off", "step_float32_xla_on", "step_no_lrn", "pipeline_jpeg", "bare_decode_jpeg",
                     "pipeline_jpeg_service", "pipeline_large_jpeg", "bare_decode_large_jpeg", "pipeline_records",
@@ -33,16 +36,15 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
     ratios = {r.key: r for r in result.ratios}
     assert set(ratios) == {"lrn", "jpeg_pipeline", "service", "large_jpeg_pipeline", "records_pipeline",
                            "records_speedup", "fit", "run_steps_and_validation", "run_steps"}
-    final = json.loads((tmp_path / "logs" / "bench_run" / "final_metrics.json").read_text())
-    assert ratios["run_steps"].value == pytest.approx(final["train_seconds"] / final["wall_seconds"])
+    final = RunDir(tmp_path / "logs" / "bench_run").final_metrics()
+    assert ratios["run_steps"].value == pytest.approx(final.train_seconds / final.wall_seconds)
     assert 0 < ratios["run_steps"].value < ratios["run_steps_and_validation"].value < 1
     memory = {m.key: m for m in result.memory}
-    assert memory["peak_default_run"].gb == final["peak_memory_gb"] and memory["peak_default_run"].target == 4
-    assert memory["peak_default_run"].met == (final["peak_memory_gb"] <= 4)
+    assert memory["peak_default_run"].gb == final.peak_memory_gb and memory["peak_default_run"].target == 4
+    assert memory["peak_default_run"].met == (final.peak_memory_gb <= 4)
     assert memory["peak_synthetic_step"].gb > 0.2  # a process of its own: TensorFlow and a network at least
     assert memory["peak_bench"].target == 4 and memory["peak_bench"].met == (memory["peak_bench"].gb <= 4)
     assert ratios["lrn"].target == 0.8 and isinstance(ratios["lrn"].met, bool)
-    assert json.loads((tmp_path / "logs" / "bench.json").read_text())["ratios"][0]["met"] == ratios["lrn"].met
     large = sorted((tmp_path / "logs" / "bench_large_jpegs" / "train").glob("*/*.jpg"))
     assert len(large) == 5
     source = tmp_path / "demo" / "train" / large[0].parent.name / large[0].name
@@ -54,3 +56,4 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
     assert "train.precision=float32 trains in float32 here (train.precision)" in table
     assert all(row.label in table for row in result.rows)
     assert all(r.label in table for r in result.ratios) and all(m.label in table for m in result.memory)
+    assert result.provenance.line() in table

@@ -11,6 +11,9 @@ must see those exit statuses runs it directly (make turns every failure into 2).
     predict                                                          --run NAME IMAGE [IMAGE ...]
     import                              --weights imagenet|FILE --run NAME [--config FILE] [key=value ...]
     data-service                                                     [--port P] [--workers N]
+    publish                                                          --run NAME [--as NAME] [--docs DIR]
+    docs                                                             [--root DIR] [--check]
+    first-run                                                        [--run NAME]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError
+from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError, DataError
 from alexnet.native_logs import import_tensorflow_quietly
 
 CONFIG_COMMANDS = {
@@ -81,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     service = commands.add_parser("data-service", help="a tf.data service dispatcher and workers in this process")
     service.add_argument("--port", type=int, default=5050, help="the dispatcher's port")
     service.add_argument("--workers", type=int, default=1, help="workers to start")
+    published = commands.add_parser("publish", help="a finished run's, study's or bench's records into docs/results/",
+                                    description="a finished run's, study's or bench's records into docs/results/")
+    published.add_argument("--run", required=True, help="LOGS/NAME (a run or study) or LOGS/NAME.json (a record)")
+    published.add_argument("--logs", default="logs", help="parent directory of run directories")
+    published.add_argument("--as", dest="as_name", default=None, help="the name to publish under (default: NAME)")
+    published.add_argument("--docs", default="docs", help="the docs folder (results go to DOCS/results/)")
+    pages = commands.add_parser("docs", help="regenerate the figures of README.md and docs/ from docs/results/",
+                                description="regenerate the figures of README.md and docs/ from docs/results/")
+    pages.add_argument("--root", default=".", help="the checkout holding README.md and docs/")
+    pages.add_argument("--check", action="store_true", help="change nothing; exit 3 when a page is out of date")
+    first = commands.add_parser("first-run", help="time make install and make train in a fresh clone",
+                                description="time make install and make train in a fresh clone")
+    first.add_argument("--run", default="demo", help="the run directory under LOGS/ the clone's run moves to")
+    first.add_argument("--logs", default="logs", help="parent directory of run directories")
+    commands.choices["bench"].add_argument("--peers", action="append", default=[], choices=["torch"],
+                                           help="also time PyTorch's step (`make bench PEERS=torch` installs it)")
     return parser
 
 
@@ -113,6 +132,8 @@ def run_command(args: argparse.Namespace) -> None:
         return serve(args.port, args.workers)
     if args.command in ("eval", "export", "predict", "report"):
         return run_run_command(args)
+    if args.command in ("publish", "docs", "first-run"):
+        return run_pages_command(args)
     if args.command == "import":
         from alexnet.training.imported import import_weights
 
@@ -158,7 +179,25 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "bench":
         from alexnet.bench.suite import run_benchmarks
 
-        run_benchmarks(config, Path(args.logs))
+        run_benchmarks(config, Path(args.logs), peers=args.peers)
+
+
+def run_pages_command(args: argparse.Namespace) -> None:
+    """publish, docs or first-run: the records the pages quote, and the pages."""
+    if args.command == "first-run":
+        from alexnet.bench.first_run import first_run
+
+        return first_run(args.logs, args.run)
+    from alexnet.studies import pages
+
+    if args.command == "publish":
+        return pages.publish(args.logs, args.run, args.docs, args.as_name)
+    if not args.check:
+        return pages.write_docs(args.root)
+    stale = pages.stale_pages(args.root)
+    if stale:
+        raise DataError(f"out of date with docs/results/: {', '.join(str(p) for p in stale)}; run make docs")
+    print("docs: every generated block matches docs/results/", flush=True)
 
 
 def run_run_command(args: argparse.Namespace) -> None:

@@ -1,10 +1,12 @@
 """`make bench`: training-step and input-pipeline throughput on this machine, measured in one run.
 
-(a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on;
+(a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on; with
+    `--peers torch` (`make bench PEERS=torch`), PyTorch's step on the same network beside them (peers.py);
 (b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN;
 (c) the training input pipeline (make_dataset) on full-size JPEG files (also through a tf.data service
     dispatcher and worker in this process), on the same JPEGs upscaled (larger
     photos) and on prepared 256x256 records, each beside a bare read + tf.io.decode_jpeg loop over the same data;
+    with peers, the JPEG files also through keras.utils.image_dataset_from_directory with the same crops and flips;
 (d) model.fit fed by make_dataset from the JPEG files, and its ratio to the synthetic step;
 (e) a short default training run (`python -m alexnet train`, the config's run for run_epochs epochs, every
     report on): its peak memory beside the synthetic step's, and how much of its wall time the training
@@ -12,7 +14,7 @@
 Every img/s figure is the median of `reps` timed repetitions after a warm-up, with min-max. Each timed network
 trains in a spawned process of its own: its memory is returned when it ends (Keras's clear_session does not
 give it back: five full-size networks in one process held 4.9 GB), so the bench's own peak is one network's,
-and each step's peak memory is its own. Prints one table and writes <logs>/bench.json.
+and each step's peak memory is its own. Prints one table and writes <logs>/bench.json (records.BenchResult).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import rundir
+from alexnet.bench import peers as peer_benchmarks
 from alexnet.bench.gpu import EpochTimer
 from alexnet.config import config_yaml
 from alexnet.data import sources
@@ -43,9 +46,11 @@ from alexnet.data.preprocess import decode_rgb
 from alexnet.data.records import read_records
 from alexnet.data.service import start_service, through_service
 from alexnet.errors import ConfigError
-from alexnet.files import read_json, write_json, write_text
+from alexnet.files import write_text
 from alexnet.model import LocalResponseNormalization, build_alexnet
 from alexnet.native_logs import import_tensorflow_quietly
+from alexnet.records import BenchResult, BenchSetup, FinalMetrics, MemoryPeak, Ratio, Throughput, provenance
+from alexnet.rundir import RunDir
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
 
@@ -74,66 +79,17 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
-class Throughput:
-    """A measured row: images/s of each timed repetition, their median, min and max."""
+class Timed:
+    """What a timed network's process sends back: images/s of each repetition and the process's peak memory."""
 
-    key: str
-    label: str
-    median: float
-    min: float
-    max: float
     samples: list[float]
-
-    @classmethod
-    def of(cls, key: str, label: str, samples: list[float]) -> Throughput:
-        """The row of these per-repetition images/s."""
-        return cls(key, label, statistics.median(samples), min(samples), max(samples), [round(s, 2) for s in samples])
+    peak_memory_gb: float
 
 
-@dataclass(frozen=True)
-class Ratio:
-    """Two figures of the same run divided, and whether the ratio reaches its target (None: no target)."""
-
-    key: str
-    label: str
-    value: float
-    target: float | None = None
-
-    @property
-    def met(self) -> bool | None:
-        """value >= target."""
-        return None if self.target is None else bool(self.value >= self.target)
-
-
-@dataclass(frozen=True)
-class MemoryPeak:
-    """A process's peak memory in GB, and whether it stays within its target (None: no target)."""
-
-    key: str
-    label: str
-    gb: float
-    target: float | None = None
-
-    @property
-    def met(self) -> bool | None:
-        """gb <= target."""
-        return None if self.target is None else bool(self.gb <= self.target)
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """What make bench measured: the settings, the machine, and the rows, ratios and peaks of its table."""
-
-    settings: dict
-    environment: dict
-    rows: list[Throughput]
-    ratios: list[Ratio]
-    memory: list[MemoryPeak]
-
-    def record(self) -> dict:
-        """bench.json's content: every field, and each ratio's and peak's verdict against its target."""
-        return {**dataclasses.asdict(self), "ratios": [{**dataclasses.asdict(r), "met": r.met} for r in self.ratios],
-                "memory": [{**dataclasses.asdict(m), "met": m.met} for m in self.memory]}
+def throughput(key: str, label: str, samples: list[float]) -> Throughput:
+    """The row of these per-repetition images/s: their median, min and max."""
+    return Throughput(key, label, statistics.median(samples), min(samples), max(samples),
+                      [round(sample, 2) for sample in samples])
 
 
 def time_fit(model: keras.Model, dataset: tf.data.Dataset, settings: BenchSettings) -> list[float]:
@@ -193,22 +149,22 @@ def _model(settings: BenchSettings, num_classes: int, image_size: int, precision
 
 
 def fit_in_own_process(settings: BenchSettings, num_classes: int, image_size: int, precision: str, jit: bool,
-                       lrn: bool = True, data=None, seed: int = 0) -> dict:
+                       lrn: bool = True, data=None, seed: int = 0) -> Timed:
     """time_fit of a fresh network in a spawned process of its own, on the synthetic batch (data None) or on
-    make_dataset's training split of data; {"samples": images/s per repetition, "peak_memory_gb": the process's}."""
+    make_dataset's training split of data."""
     spawn = multiprocessing.get_context("spawn")  # a forked child would share TensorFlow's threads and state
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn, initializer=import_tensorflow_quietly) as process:
         return process.submit(_fit_here, settings, num_classes, image_size, precision, jit, lrn, data, seed).result()
 
 
-def _fit_here(settings, num_classes, image_size, precision, jit, lrn, data, seed) -> dict:
+def _fit_here(settings, num_classes, image_size, precision, jit, lrn, data, seed) -> Timed:
     """fit_in_own_process's work, in the child."""
     if data is None:
         dataset = synthetic_dataset(settings.batch, image_size, num_classes)
     else:
         dataset = training_batches(data, image_size, settings.batch, seed)
     samples = time_fit(_model(settings, num_classes, image_size, precision, jit, lrn), dataset, settings)
-    return {"samples": samples, "peak_memory_gb": peak_memory_gb()}
+    return Timed(samples, peak_memory_gb())
 
 
 def _bare_decode(encoded: tf.data.Dataset, batch: int) -> tf.data.Dataset:
@@ -217,6 +173,20 @@ def _bare_decode(encoded: tf.data.Dataset, batch: int) -> tf.data.Dataset:
     options = tf.data.Options()
     options.deterministic = False  # as make_dataset's training split
     return ds.batch(batch).prefetch(AUTOTUNE).with_options(options)
+
+
+def keras_directory_batches(data, image_size: int, batch: int, seed: int) -> tf.data.Dataset:
+    """keras.utils.image_dataset_from_directory over data's training JPEGs, cropped and flipped as make_dataset does."""
+    # crop_to_aspect_ratio: the central square resized to data.resize_size, as make_dataset's training images.
+    images = keras.utils.image_dataset_from_directory(
+        Path(data.dir) / data.train_split, batch_size=None, image_size=(data.resize_size, data.resize_size),
+        crop_to_aspect_ratio=True, seed=seed, verbose=False)
+
+    def crop_and_flip(image, label):
+        crop = tf.image.random_crop(image, (image_size, image_size, 3))
+        return tf.saturate_cast(tf.image.random_flip_left_right(crop), tf.uint8), label
+
+    return images.repeat().map(crop_and_flip, num_parallel_calls=AUTOTUNE).batch(batch).prefetch(AUTOTUNE)
 
 
 def upscaled_copies(root: str, split: str, out_dir: Path, settings: BenchSettings) -> Path:
@@ -241,20 +211,41 @@ def _label(precision: str, jit: bool) -> str:
     return f"{precision}, XLA {'on' if jit else 'off'}"
 
 
-def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None = None) -> BenchResult:
-    """Runs (a)-(d) for config's data (source demo or folder), prints one table, writes logs_dir/bench.json.
+def torch_ratios(step: dict[tuple[str, bool], float], torch: dict[str, float]) -> list[Ratio]:
+    """This project's step (images/s by precision and XLA) over PyTorch's (by peers.SETTINGS key): float32 over
+    float32 and mixed_bfloat16 over bfloat16 autocast, each at the project's faster XLA setting where that
+    precision was measured, then the best over the best."""
+    ratios = []
+    for precision, setting in (("float32", "float32"), ("mixed_bfloat16", "bfloat16_autocast")):
+        measured = [key for key in step if key[0] == precision]
+        if measured:
+            fastest = max(measured, key=step.get)
+            ratios.append(Ratio(f"peer_torch_{precision}", f"step {_label(*fastest)} / PyTorch step "
+                                f"{peer_benchmarks.SETTINGS[setting]}", step[fastest] / torch[setting]))
+    best, torch_best = max(step, key=step.get), max(torch, key=torch.get)
+    ratios.append(Ratio("peer_torch_best", f"best step ({_label(*best)}) / PyTorch's best "
+                        f"({peer_benchmarks.SETTINGS[torch_best]})", step[best] / torch[torch_best]))
+    return ratios
+
+
+def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None = None,
+                   peers: Sequence[str] = ()) -> BenchResult:
+    """Runs (a)-(e) for config's data (source demo or folder), prints one table, writes logs_dir/bench.json.
 
     The LRN ratio and the fit from files use config.train.precision (auto resolved for this machine, and the
-    table says to what) and config.train.jit_compile.
+    table says to what) and config.train.jit_compile. peers (peers.KNOWN): other frameworks measured in the same
+    run, and with any of them keras.utils.image_dataset_from_directory beside make_dataset; their ratios' keys
+    start with peer_ (the pages quote those).
     """
     from alexnet.data.records import prepare
 
     settings = settings or BenchSettings()
+    peer_benchmarks.require(peers)  # before anything is measured: a missing torch fails at once
     if config.data.source not in ("demo", "folder"):
         raise ConfigError(f"make bench reads JPEG files: data.source must be 'demo' or 'folder', "
                           f"got {config.data.source!r}")
     logs_dir = Path(logs_dir)
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    started, load_before, made = time.perf_counter(), os.getloadavg()[0], provenance()
     ensure_demo_data(config.data)
     files_info = dataset_info(config.data)
     num_classes = len(files_info.class_names)
@@ -265,7 +256,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     rows, ratios = [], []
 
     def measure(key, label, samples):
-        rows.append(Throughput.of(key, label, samples))
+        rows.append(throughput(key, label, samples))
         print(f"bench: {label}: {rows[-1].median:.1f} img/s", flush=True)
         return rows[-1].median
 
@@ -277,18 +268,25 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     for precision in settings.precisions:
         for jit in settings.jit:
             timed = fit_in_own_process(settings, num_classes, image_size, precision, jit)
-            step_peak[precision, jit] = timed["peak_memory_gb"]
+            step_peak[precision, jit] = timed.peak_memory_gb
             step[precision, jit] = measure(f"step_{precision}_xla_{'on' if jit else 'off'}",
-                                           f"step, synthetic uint8, {_label(precision, jit)}", timed["samples"])
+                                           f"step, synthetic uint8, {_label(precision, jit)}", timed.samples)
+    if "torch" in peers:
+        torch = {setting: measure(f"torch_{setting}", f"PyTorch step, synthetic uint8, {what}",
+                                  peer_benchmarks.torch_step_in_own_process(
+                                      setting, settings.width, settings.batch, settings.steps, settings.reps,
+                                      num_classes, image_size))
+                 for setting, what in peer_benchmarks.SETTINGS.items()}
+        ratios.extend(torch_ratios(step, torch))
     # (b) the same step without LRN, at the config's training settings.
     precision, why = resolve_precision(config.train.precision)
     default = (precision, config.train.jit_compile)
     if default not in step:
         timed = fit_in_own_process(settings, num_classes, image_size, *default)
-        step_peak[default] = timed["peak_memory_gb"]
-        step[default] = measure("step_config", f"step, synthetic uint8, {_label(*default)}", timed["samples"])
+        step_peak[default] = timed.peak_memory_gb
+        step[default] = measure("step_config", f"step, synthetic uint8, {_label(*default)}", timed.samples)
     no_lrn = measure("step_no_lrn", f"step, synthetic uint8, no LRN, {_label(*default)}",
-                     fit_in_own_process(settings, num_classes, image_size, *default, lrn=False)["samples"])
+                     fit_in_own_process(settings, num_classes, image_size, *default, lrn=False).samples)
     ratio("lrn", "step with LRN / without LRN", step[default] / no_lrn, TARGETS["lrn"])
 
     # (c) input pipelines: full-size JPEG files, the same upscaled, then prepared as 256x256 records.
@@ -307,6 +305,13 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
 
     jpeg = pipeline_beside_bare("jpeg", "full-size JPEG files", config.data, read_files(config.data),
                                 TARGETS["jpeg_pipeline"])
+    if peers:
+        keras_directory = measure(
+            "keras_directory_jpeg", "input keras image_dataset_from_directory + crop + flip, same files",
+            time_pipeline(keras_directory_batches(config.data, image_size, settings.batch, config.train.seed),
+                          settings))
+        ratio("peer_keras_directory", "make_dataset / keras image_dataset_from_directory, JPEG files",
+              jpeg / keras_directory)
     dispatcher, _workers = start_service()  # one worker in this process: the service's overhead, not its gain
     served = measure("pipeline_jpeg_service", "input make_dataset through a local tf.data service, JPEG files",
                      time_pipeline(through_service(train_pipeline(config.data), dispatcher.target, "bench"), settings))
@@ -323,7 +328,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     # (d) the whole training step fed from the JPEG files.
     fit = measure("fit_jpeg", f"fit from JPEG files via make_dataset, {_label(*default)}",
                   fit_in_own_process(settings, num_classes, image_size, *default, data=config.data,
-                                     seed=config.train.seed)["samples"])
+                                     seed=config.train.seed).samples)
     ratio("fit", f"fit from files / synthetic step, {_label(*default)}", fit / step[default], TARGETS["fit"])
 
     # (e) a short default training run in a process of its own.
@@ -331,58 +336,60 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     memory = [MemoryPeak("peak_synthetic_step", f"peak memory, synthetic step, {_label(*default)}",
                          step_peak[default]),
               MemoryPeak("peak_default_run", f"peak memory, default training run ({settings.run_epochs} epochs)",
-                         run["peak_memory_gb"], MEMORY_TARGET_GB),
+                         run.peak_memory_gb, MEMORY_TARGET_GB),
               MemoryPeak("peak_bench", "peak memory, make bench's own process (pipelines, records)",
                          peak_memory_gb(), MEMORY_TARGET_GB)]
-    inside = run["train_seconds"] + run["validation_seconds"]
     ratio("run_steps_and_validation", "training steps + validation / wall time, default run",
-          inside / run["wall_seconds"], TARGETS["run_steps_and_validation"])
-    ratio("run_steps", "training steps / wall time, default run", run["train_seconds"] / run["wall_seconds"])
+          (run.train_seconds + run.validation_seconds) / run.wall_seconds, TARGETS["run_steps_and_validation"])
+    ratio("run_steps", "training steps / wall time, default run", run.train_seconds / run.wall_seconds)
 
-    result = BenchResult(
-        settings=dataclasses.asdict(settings) | {"num_classes": num_classes, "image_size": image_size,
-                                                 "train_files": files_info.num_train, "data_dir": config.data.dir},
-        environment={"tensorflow": tf.__version__, "keras": keras.__version__, "cpus": os.cpu_count(),
-                     "precision": {"setting": config.train.precision, "chosen": precision, "why": why},
-                     "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-                     "seconds": round(time.perf_counter() - started, 1)},
-        rows=rows, ratios=ratios, memory=memory)
+    setup = BenchSetup(
+        variant=settings.variant, width=settings.width, batch=settings.batch, steps=settings.steps, reps=settings.reps,
+        pipeline_batches=settings.pipeline_batches, num_classes=num_classes, image_size=image_size,
+        train_files=files_info.num_train, data_dir=config.data.dir, precision_setting=config.train.precision,
+        precision=precision, precision_why=why,
+        peers=[*peers, "keras.utils.image_dataset_from_directory"] if peers else [])
+    result = BenchResult(provenance=made, setup=setup, rows=rows, ratios=ratios, memory=memory,
+                         load_average_before=load_before, load_average_after=os.getloadavg()[0],
+                         seconds=round(time.perf_counter() - started, 1))
     print(format_table(result))
     logs_dir.mkdir(parents=True, exist_ok=True)
-    write_json(logs_dir / "bench.json", result.record())
+    result.write(logs_dir / "bench.json")
     print(f"bench: wrote {logs_dir / 'bench.json'}")
     return result
 
 
 def format_table(result: BenchResult) -> str:
-    """The one table `make bench` prints: images/s (median, min-max) then the ratios against their targets."""
-    s, env = result.settings, result.environment
+    """The one table `make bench` prints: images/s (median, min-max), the ratios against their targets, the memory
+    peaks, then the command, machine and versions that made it."""
+    s = result.setup
+    width = max(58, *(len(item.label) for item in (*result.rows, *result.ratios, *result.memory)))
     lines = [
-        f"{s['variant']} AlexNet (width {s['width']}), batch {s['batch']}, {s['num_classes']} classes, "
-        f"{env['cpus']} CPUs, TF {env['tensorflow']}, Keras {env['keras']}, load {env['load_average_before']:.1f}; "
-        f"median of {s['reps']} reps ({s['steps']} steps or {s['pipeline_batches']} batches each) after warm-up; "
-        f"{env['seconds']:.0f} s; train.precision={env['precision']['setting']} trains in {env['precision']['chosen']} "
-        f"here ({env['precision']['why']})",
-        f"| {'measurement':<58} | {'img/s':>8} | {'min-max':>15} |",
-        f"|{'-' * 60}|{'-' * 10}|{'-' * 17}|",
+        f"{s.variant} AlexNet (width {s.width}), batch {s.batch}, {s.num_classes} classes, "
+        f"load {result.load_average_before:.1f}; median of {s.reps} reps ({s.steps} steps or {s.pipeline_batches} "
+        f"batches each) after warm-up; {result.seconds:.0f} s; train.precision={s.precision_setting} trains in "
+        f"{s.precision} here ({s.precision_why}); peers: {', '.join(s.peers)}",
+        f"| {'measurement':<{width}} | {'img/s':>8} | {'min-max':>15} |",
+        f"|{'-' * (width + 2)}|{'-' * 10}|{'-' * 17}|",
     ]
     for row in result.rows:
         spread = f"{row.min:.1f}-{row.max:.1f}"
-        lines.append(f"| {row.label:<58} | {row.median:>8.1f} | {spread:>15} |")
-    lines.append(f"| {'ratio':<58} | {'value':>8} | {'target':>15} |")
+        lines.append(f"| {row.label:<{width}} | {row.median:>8.1f} | {spread:>15} |")
+    lines.append(f"| {'ratio':<{width}} | {'value':>8} | {'target':>15} |")
     for r in result.ratios:
         target = "" if r.target is None else f">= {r.target:.2f} {'met' if r.met else 'MISSED'}"
-        lines.append(f"| {r.label:<58} | {r.value:>7.2f}x | {target:>15} |")
-    lines.append(f"| {'memory':<58} | {'GB':>8} | {'target':>15} |")
+        lines.append(f"| {r.label:<{width}} | {r.value:>7.2f}x | {target:>15} |")
+    lines.append(f"| {'memory':<{width}} | {'GB':>8} | {'target':>15} |")
     for m in result.memory:
         target = "" if m.target is None else f"<= {m.target:.1f} {'met' if m.met else 'MISSED'}"
-        lines.append(f"| {m.label:<58} | {m.gb:>8.2f} | {target:>15} |")
+        lines.append(f"| {m.label:<{width}} | {m.gb:>8.2f} | {target:>15} |")
+    lines.append(result.provenance.line())
     return "\n".join(lines)
 
 
-def default_run(config, logs_dir: Path, settings: BenchSettings) -> dict:
+def default_run(config, logs_dir: Path, settings: BenchSettings) -> FinalMetrics:
     """Trains config for settings.run_epochs epochs with `python -m alexnet train` in a fresh process (so its
-    peak memory is its own) into logs_dir/bench_run/; returns its final_metrics.json."""
+    peak memory is its own) into logs_dir/bench_run/; returns the run's final metrics."""
     run_dir = logs_dir / "bench_run"
     shutil.rmtree(run_dir, ignore_errors=True)  # a finished run is never overwritten: start afresh
     logs_dir.mkdir(parents=True, exist_ok=True)
@@ -394,4 +401,4 @@ def default_run(config, logs_dir: Path, settings: BenchSettings) -> dict:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"the bench's training run failed ({result.returncode}): {result.stderr[-2000:]}")
-    return read_json(run_dir / rundir.FINAL_METRICS)
+    return RunDir(run_dir).final_metrics()
