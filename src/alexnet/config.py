@@ -64,14 +64,14 @@ class ModelConfig:
     init: Literal["paper", "he_normal"] = "paper"
     # Start fc8's weights at 0, so the first predictions are uniform (loss ln(classes)) and the first steps
     # teach the classifier instead of shrinking every activation to undo random confident guesses. A
-    # deviation for small, low-contrast data sets (measured: docs/own-images.md); the paper draws fc8
+    # deviation for small, low-contrast data sets (docs/model.md, "Every run learns"); the paper draws fc8
     # like the rest.
     zero_fc8: bool = False
     # Dropout probability on fc6 and fc7 (section 4.2).
     dropout: float = field(default=0.5, metadata=_range(0.0, 1.0))
     # The mean subtracted from the inputs: the data set's (section 2: ImageNet's, or model.colour_stats), or
     # each image's own mean colour, a deviation for small objects on backgrounds whose colour varies more
-    # from image to image than the objects do (measured: docs/own-images.md).
+    # from image to image than the objects do (docs/model.md, the shipped configs' deviations).
     centre: Literal["dataset", "image"] = "dataset"
     # Inputs are (pixel - mean) * input_scale; the paper uses 0-255 pixels minus the mean (scale 1).
     input_scale: float = field(default=1.0, metadata=_range(0.0, None, low_open=True))

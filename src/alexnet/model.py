@@ -122,7 +122,7 @@ def lrn_activation_scales(input_scale: float, init: str, conv1_fan_in: int, conv
     scale, times for He-normal weights each convolution's standard deviation over the paper's 0.01
     (sqrt(2 / fan_in) / 0.01: 7.4 for conv1, 2.9 for the paper's conv2). Biases aside, a ReLU network's
     activations scale with its inputs and weights, so at the start LRN normalises as much as the paper's
-    (docs/model.md has the measurements)."""
+    (tests/test_layer_stats.py holds the spread at the start; CHANGELOG.md, 2026-12-04, how it was found)."""
     def gain(fan_in):
         return 1.0 if init == "paper" else (2 / fan_in) ** 0.5 / PAPER_WEIGHT_STD
 

@@ -89,6 +89,8 @@ CONTENTS = {
                     "mode and the overfitting gap"),
     IMPORTED: ("`make import`: where the imported network's weights came from, its layout, size and published "
                "errors; the run is complete without a final_metrics.json"),
+    FIRST_RUN: ("`make first-run`: how long the run took from a fresh clone to the export, the install's share, and "
+                "the command, commit, machine and versions"),
     EVAL_RECORD: ("`make eval`: centre-crop and 10-crop top-1/top-5 error, loss, images and seconds, their time "
                   "ratio, the per-class top-1 error, worst first, and how much LRN's gain varies across positions"),
     f"{EVAL_EVENTS}/": ("`make eval`: TensorBoard, the errors at the best model's step, the Table 2 layout as text, "

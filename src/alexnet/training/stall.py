@@ -23,8 +23,8 @@ STALL_FRACTION = 0.05  # a loss within 5% of ln(classes) has learnt (next to) no
 SILENT_DROP = 10.0  # a layer whose activation RMS fell this many times since the start has gone silent
 DEAD = 0.9  # or whose units are zero for this fraction of them on every probe image
 QUIETER = 2.0  # short of that, the layer whose RMS fell most is named if it fell this many times
-# The measured remedy (docs/model.md, "Every run learns"): at the claims scale 10 of 10 seeds learnt with fc8 at 0,
-# 6 of 10 without; gradient clipping at norm 1 made every seed slower.
+# The remedy measured at the claims scale (CHANGELOG.md, "Measurements of earlier rounds"): 10 of 10 seeds learnt
+# with fc8 at 0, 6 of 10 without; gradient clipping at norm 1 made every seed slower.
 ADVICE = ("start with uniform predictions, model.zero_fc8=true, so that the first steps do not silence the layers "
           "(docs/model.md, \"Every run learns\"); if it is set already, lower train.learning_rate")
 
