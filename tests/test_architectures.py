@@ -124,5 +124,5 @@ def test_a_tiny_comparison_trains_each_network_in_its_own_process_and_reports(sm
     assert "| resnet18 | 35x35 | " in report and f"]({compare.GRADIENTS})" in report
     assert (study / compare.GRADIENTS).read_bytes()[:4] == b"\x89PNG"
     # Resumed: nothing is trained again.
-    monkeypatch.setattr("alexnet.studies.runner.subprocess.run", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("alexnet.studies.runner.train_in_own_process", lambda command: pytest.fail("trained again"))
     compare.run_study("configs/compare.yaml", overrides, tmp_path)

@@ -2,7 +2,6 @@
 
 import dataclasses
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -97,9 +96,9 @@ def test_a_tiny_study_runs_writes_its_report_and_resumes_arm_by_arm(small_data, 
 
     def spy(command):  # the runner's `python -m alexnet train ... --run NAME ...`, not run
         trained.append(command[command.index("--run") + 1])
-        return SimpleNamespace(returncode=0)
+        return 0
 
-    monkeypatch.setattr("alexnet.studies.runner.subprocess.run", spy)
+    monkeypatch.setattr("alexnet.studies.runner.train_in_own_process", spy)
     monkeypatch.setattr("alexnet.studies.figure1.run_figure1", lambda *a: pytest.fail("Figure 1 ran again"))
     claims.run_study(config, overrides, tmp_path)
     assert trained == []

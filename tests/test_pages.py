@@ -77,7 +77,7 @@ def test_a_published_run_reaches_its_pages_and_an_unpublished_one_says_so(tiny_r
     assert f"{run.final.peak_memory_gb:.1f} GB" in page and run.info.provenance.machine.processor in page
     evaluated = published.get("tiny", Evaluation)
     assert f"| {evaluated.centre.top1_error:.1%} |" in page and "*Measured by `called from Python: " in page
-    assert "Not published from this version: `make compare`, then `make publish RUN=nothing`" in page
+    assert "Not published from this version: `make compare`, then `make publish RUN=compare AS=nothing`" in page
     for picture in ("tiny_curves.png", "tiny_table2.png"):  # drawn from the records
         assert (docs / picture).read_bytes()[:4] == b"\x89PNG", picture
     (tmp_path / "README.md").write_text("<!-- make docs: plot tiny -->\n<!-- end make docs -->\n")

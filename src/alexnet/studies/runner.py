@@ -51,10 +51,15 @@ def train_unfinished(study: Path, config_path: str, overrides: list[str], plan: 
               flush=True)
         command = [sys.executable, "-m", "alexnet", "train", "--config", config_path, "--logs", str(study),
                    "--run", run.name, *overrides, *planned.overrides]
-        status = subprocess.run(command).returncode
+        status = train_in_own_process(command)
         if status:
             raise AlexNetError(f"{label}: {run.name} failed with exit status {status}; run make {label} again "
                                f"to resume")
+
+
+def train_in_own_process(command: list[str]) -> int:
+    """Runs one planned run's command line (its output passed through); its exit status."""
+    return subprocess.run(command).returncode
 
 
 def publish(directory: Path, texts: dict[str, str], images: dict[str, bytes],
