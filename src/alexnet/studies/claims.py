@@ -124,12 +124,13 @@ def run_study(config_path: str, overrides: list[str], logs_dir: str | Path) -> C
     study = Path(logs_dir) / "claims"
     config = load_config(config_path, overrides)
     ensure_demo_data(config.data)  # the default study runs on the offline demo set; other sources: nothing
+    trained_with = list(overrides)  # the user's, and what the study adds for each run
     if config.eval.train_error_images is None:  # the overfitting gap needs the training split in inference mode
-        overrides = [*overrides, f"eval.train_error_images={dataset_info(config.data).num_train}"]
+        trained_with.append(f"eval.train_error_images={dataset_info(config.data).num_train}")
     plan = [PlannedRun(arm, seed, (*changes, f"train.seed={config.train.seed + seed}"))
             for arm, changes in arms(config.claims.arms).items() for seed in range(config.claims.seeds)]
     start = time.perf_counter()
-    train_unfinished(study, config_path, overrides, plan, "claims")
+    train_unfinished(study, config_path, trained_with, plan, "claims")
     figure1 = figure1_result(study, config.claims) if config.claims.figure1 else None
     report = write_report(study, config, config_path, overrides, figure1, made)
     print(f"claims: {len(plan)} runs in {study} ({time.perf_counter() - start:.0f} s this time); "
