@@ -17,7 +17,8 @@ from pathlib import Path
 
 from alexnet import rundir
 from alexnet.errors import AlexNetError, RunFinishedError
-from alexnet.records import FirstRun, code_commit, provenance
+from alexnet.records import FirstRun, code_commit
+from alexnet.rundir import RunDir
 
 DEMO_RUN = "demo"  # the run `make train` writes in the clone: configs/demo.yaml's name
 
@@ -40,15 +41,12 @@ def first_run(logs_dir: str | Path, run: str = DEMO_RUN) -> FirstRun:
     if target.exists():
         raise RunFinishedError(f"{target} exists: make first-run writes a new run; choose another RUN=name or move "
                                f"that one aside")
-    commit = code_commit()
-    if commit.endswith("+changes"):
-        print(f"first-run: the checkout has uncommitted changes; the clone measures commit {commit[:12]} without "
-              f"them", flush=True)
+    if code_commit().endswith("+changes"):
+        print("first-run: the checkout has uncommitted changes; the clone measures its last commit without them",
+              flush=True)
     clone = logs_dir / ".first-run-clone"
     shutil.rmtree(clone, ignore_errors=True)
     logs_dir.mkdir(parents=True, exist_ok=True)
-    made = dataclasses.replace(provenance(command=f"make first-run RUN={run}: git clone, make install, make train",
-                                          gpus=[]), commit=commit.removesuffix("+changes"))
     started = time.perf_counter()
     _step(["git", "clone", "--quiet", str(root), str(clone)], root, "git clone")
     _step(["make", "install"], clone, "make install")
@@ -57,6 +55,9 @@ def first_run(logs_dir: str | Path, run: str = DEMO_RUN) -> FirstRun:
     finished = time.perf_counter()
     (clone / "logs" / DEMO_RUN).rename(target)
     shutil.rmtree(clone, ignore_errors=True)
+    # The clone's run names its commit, machine and the versions the clone installed.
+    made = dataclasses.replace(RunDir(target).info().provenance,
+                               command=f"make first-run RUN={run}: git clone, make install, make train")
     record = FirstRun(made, finished - started, installed - started)
     record.write(target / rundir.FIRST_RUN)
     print(f"first-run: {record.wall_seconds:.0f} s from the clone to the exported model "
