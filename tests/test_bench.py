@@ -22,8 +22,14 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
                                    precisions=("float32",), jit=(False, True), large_images=5, run_epochs=1,
                                    run_overrides=("model.width=0.0625", "model.image_size=67", "data.resize_size=74",
                                                   "train.global_batch_size=4", "train.steps_per_epoch=2"))
+    config.data.cache = True  # as the demo's config: the input rows must still read and decode the files
+    piped = []
+    training_batches = bench.training_batches
+    monkeypatch.setattr(bench, "training_batches", lambda data, *a: piped.append(data.cache) or training_batches(
+        data, *a))
     result = bench.run_benchmarks(config, tmp_path / "logs", settings)
 
+    assert piped and not any(piped), piped  # every timed input pipeline decodes: none served from memory
     assert BenchResult.read(tmp_path / "logs" / "bench.json") == result
     assert result.setup.peers == [] and result.setup.batch == 4
     assert result.provenance.command.startswith("called from Python") and "keras" in result.provenance.versions

@@ -14,7 +14,7 @@ from alexnet.data.pipeline import training_sample
 from alexnet.metrics import errors_of
 from alexnet.records import BestEpoch, DataInfo
 from alexnet.rundir import RunDir
-from alexnet.training.driver import build_model
+from alexnet.training.driver import build_model, train_and_evaluate
 from helpers import TINY, all_tags, cli, http_get, scalars, steps, tensorboard_server, tiny_config, wait_for
 
 pytestmark = pytest.mark.slow  # trainings in subprocesses or in this process
@@ -81,6 +81,14 @@ def test_a_finished_run_holds_its_tensorboard_series(tiny_run):
         for statistic in (tags.ACTIVATION_RMS, tags.IMAGE_SPREAD, tags.DEAD_FRACTION, tags.GRADIENT_NORM,
                           tags.WEIGHT_NORM):
             assert steps(train[tags.layer(name, statistic)]) == [0], (name, statistic)
+
+
+def test_the_final_metrics_name_the_precision_the_convolutions_trained_in(small_data, tmp_path):
+    config = tiny_config(small_data, "train.precision=mixed_bfloat16", "tensorboard.images=false",
+                         "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0")
+    keras.backend.clear_session()
+    final = train_and_evaluate(config, tmp_path / "bf16")
+    assert final.precision == "mixed_bfloat16" == RunDir(tmp_path / "bf16").final_metrics().precision
 
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])

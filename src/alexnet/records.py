@@ -344,8 +344,9 @@ class FittedErrors:
 
 @dataclass(frozen=True)
 class FinalMetrics(Record):
-    """final_metrics.json, written last (the run is complete): the best epoch, the network's size and precision,
-    where the time went (fit, its training steps and validation, and the whole command) and the peak memory."""
+    """final_metrics.json, written last (the run is complete): the best epoch, the network's size and the precision
+    its convolutions trained in, where the time went (fit, its training steps and validation, and the whole
+    command) and the peak memory."""
 
     KIND: ClassVar[str] = "final_metrics"
     WRITTEN_BY: ClassVar[str] = "`make train`"

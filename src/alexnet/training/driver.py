@@ -57,6 +57,7 @@ from alexnet.training.cluster import (
 )
 from alexnet.training.finetune import FreezeLayers, load_matching_weights
 from alexnet.training.guards import DivergenceGuard, SignalStop
+from alexnet.training.layer_stats import weighted_layers
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
 from alexnet.training.reporting import TrainingReporter
@@ -405,7 +406,8 @@ def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, ti
     best = BestEpoch.read(run / rundir.BEST_RECORD)
     export_dir = export_run(run.path)
     final = FinalMetrics(
-        best=best, parameters=model.count_params(), precision=model.dtype_policy.name,
+        # The convolutions' policy: the model's own is float32, and so are its pre-processing, LRN and softmax.
+        best=best, parameters=model.count_params(), precision=weighted_layers(model)[0].dtype_policy.name,
         fit_seconds=timing.fit_seconds, train_seconds=timing.reporter.train_seconds,
         validation_seconds=timing.reporter.validation_seconds, wall_seconds=time.perf_counter() - timing.started,
         peak_memory_gb=peak_memory_gb(), fitted=fitted)
