@@ -311,7 +311,7 @@ def verdicts(result: ClaimsStudy) -> str:
     """How many claims hold, are reversed, are not shown (Figure 1's included)."""
     rows = [*([result.figure1_claim] if result.figure1_claim else []), *result.claims]
     counts = {v: sum(r.comparison.verdict == v for r in rows) for v in ("holds", "reversed", "not shown at this scale")}
-    return ", ".join(f"{count} {verdict}" for verdict, count in counts.items() if count)
+    return ", ".join(f"{verdict}: {count}" for verdict, count in counts.items() if count)
 
 
 def summary_view(results: Results, name: str | None = None) -> str:
