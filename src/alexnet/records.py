@@ -7,15 +7,16 @@ A record is a frozen dataclass. On disk it is JSON whose first two keys name its
 `Record.read(path)` checks the kind, the version and every field's type, and builds the dataclass; a file of
 another kind or version, or whose fields differ, is a RecordError (exit status 3) naming the file and the
 command that writes it anew. Readers use the attributes; no other module reads these files' keys
-(tests/test_records.py holds that). The results pages quote (docs/results/*.json, alexnet/studies/pages.py)
-are these same records, each carrying its Provenance: the command, the commit, the machine, the versions
-and the date it was measured.
+(tests/test_records.py holds that). The results the pages quote (docs/results/<name>/*.json,
+alexnet/studies/pages.py) are these same records, each carrying its Provenance: the command, the commit, the
+machine, the versions and the date it was measured.
 
 history.csv is a record too: one HistoryRow per epoch, written by `append_history`, read by `read_history`.
 
 Example:
-    final = FinalMetrics.read(run / rundir.FINAL_METRICS)
-    print(final.best.val_top1_error, final.provenance.machine.processor)
+    final = FinalMetrics.read("logs/demo/final_metrics.json")
+    info = RunInfo.read("logs/demo/run.json")
+    print(final.best.val_top1_error, info.provenance.machine.processor)
 """
 
 from __future__ import annotations
@@ -134,21 +135,14 @@ def _plain(value):
 
 
 def _build(kind, value, where: str):
-    """value (parsed JSON) as the type kind: dataclasses, list[T], tuple[T, ...], dict[str, T], T | None, Record
-    (any kind, by its "kind" key), int, float, str, bool; _Mismatch naming `where` otherwise."""
+    """value (parsed JSON) as the type kind: dataclasses, list[T], tuple[A, B] (fixed length), dict[str, T],
+    T | None, int, float, str, bool; _Mismatch naming `where` otherwise."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _build(inner, value, where)
-    if kind is Record:
-        if not isinstance(value, dict) or value.get("kind") not in Record._KINDS:
-            raise _Mismatch(f"{where} is not a record of a known kind")
-        try:
-            return Record._KINDS[value["kind"]].from_json(value, where)
-        except RecordError as e:
-            raise _Mismatch(str(e)) from None
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise _Mismatch(f"{where} should be an object, not {value!r:.40}")
