@@ -44,6 +44,7 @@ from alexnet.records import (
     Provenance,
     Record,
     TrainResult,
+    read_record,
 )
 from alexnet.rundir import RunDir
 from alexnet.studies import claims, compare, figures
@@ -70,10 +71,10 @@ def publish(logs_dir: str | Path, name: str, docs_dir: str | Path = "docs", as_n
     source, target = Path(logs_dir) / name, as_name or name
     if not source.is_dir() and source.with_suffix(".json").is_file():
         return [publish_record(_read(source.with_suffix(".json")), docs_dir, target)]
-    run = RunDir(source)
     if not source.is_dir():
         raise DataError(f"{source} does not exist: make publish RUN=name publishes logs/name/ (a finished run or "
                         f"study) or logs/name.json (make bench's record)")
+    run = RunDir(source)
     for study in (ClaimsStudy, CompareStudy):
         if (source / RESULT_FILES[study]).exists():
             pictures = {path.stem: path.read_bytes() for path in sorted(source.glob("*.png"))}
@@ -94,7 +95,8 @@ def publish(logs_dir: str | Path, name: str, docs_dir: str | Path = "docs", as_n
     if (source / rundir.EVAL_RECORD).exists():
         written.append(publish_record(run.evaluation(), docs_dir, target))
         evaluated = event_data(source / rundir.EVAL_EVENTS)
-        pictures |= {tag.split("/")[-1]: last_png(evaluated, tag) for tag in (tags.FIGURE4_TOP5, tags.FIGURE4_NEAREST)}
+        pictures |= {"figure4_top5": last_png(evaluated, tags.FIGURE4_TOP5),
+                     "figure4_nearest_fc7": last_png(evaluated, tags.FIGURE4_NEAREST)}
     written += publish_pictures({k: v for k, v in pictures.items() if v is not None}, docs_dir, target)
     return written
 
@@ -121,8 +123,7 @@ def publish_pictures(pictures: dict[str, bytes], docs_dir: str | Path, name: str
 
 
 def _read(path: Path) -> Record:
-    from alexnet.records import read_record
-
+    """The record file path holds, when it is a kind the pages quote."""
     record = read_record(path)
     if type(record) not in RESULT_FILES:
         raise DataError(f"{path} is a {record.KIND} record, which the pages do not quote")
