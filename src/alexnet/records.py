@@ -43,6 +43,7 @@ from alexnet.files import read_json, write_json
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
 # The packages whose versions a record names (those installed; torch only where `make bench PEERS=torch` ran).
 PACKAGES = ("tensorflow", "keras", "tensorflow-datasets", "alexnet-keras", "torch", "jax")
+PEER_RATIO = "peer_"  # the key prefix of make bench's ratios against other frameworks
 
 
 class RecordError(DataError):
@@ -425,6 +426,12 @@ def read_history(path: Path) -> list[HistoryRow]:
     return [rows[e] for e in sorted(rows)]
 
 
+def training_rate(history: list[HistoryRow]) -> float:
+    """Training images/s over every step of the epochs (each epoch's rate weighted by its training seconds)."""
+    return sum(row.images_per_second * row.train_seconds for row in history) / max(
+        sum(row.train_seconds for row in history), 1e-9)
+
+
 @dataclass(frozen=True)
 class TrainResult(Record):
     """A finished training run as the pages quote it: how it was run, its final metrics and every epoch."""
@@ -675,6 +682,10 @@ class BenchResult(Record):
     load_average_before: float
     load_average_after: float
     seconds: float
+
+    def peer_ratios(self) -> list[Ratio]:
+        """The ratios against other frameworks (make bench PEERS=...): their keys start with PEER_RATIO."""
+        return [ratio for ratio in self.ratios if ratio.key.startswith(PEER_RATIO)]
 
     def row(self, key: str) -> Throughput:
         """The row of that key; KeyError naming the keys there are."""

@@ -49,7 +49,16 @@ from alexnet.errors import ConfigError
 from alexnet.files import write_text
 from alexnet.model import LocalResponseNormalization, build_alexnet
 from alexnet.native_logs import import_tensorflow_quietly
-from alexnet.records import BenchResult, BenchSetup, FinalMetrics, MemoryPeak, Ratio, Throughput, provenance
+from alexnet.records import (
+    PEER_RATIO,
+    BenchResult,
+    BenchSetup,
+    FinalMetrics,
+    MemoryPeak,
+    Ratio,
+    Throughput,
+    provenance,
+)
 from alexnet.rundir import RunDir
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
@@ -220,10 +229,10 @@ def torch_ratios(step: dict[tuple[str, bool], float], torch: dict[str, float]) -
         measured = [key for key in step if key[0] == precision]
         if measured:
             fastest = max(measured, key=step.get)
-            ratios.append(Ratio(f"peer_torch_{precision}", f"step {_label(*fastest)} / PyTorch step "
+            ratios.append(Ratio(f"{PEER_RATIO}torch_{precision}", f"step {_label(*fastest)} / PyTorch step "
                                 f"{peer_benchmarks.SETTINGS[setting]}", step[fastest] / torch[setting]))
     best, torch_best = max(step, key=step.get), max(torch, key=torch.get)
-    ratios.append(Ratio("peer_torch_best", f"best step ({_label(*best)}) / PyTorch's best "
+    ratios.append(Ratio(f"{PEER_RATIO}torch_best", f"best step ({_label(*best)}) / PyTorch's best "
                         f"({peer_benchmarks.SETTINGS[torch_best]})", step[best] / torch[torch_best]))
     return ratios
 
@@ -235,7 +244,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     The LRN ratio and the fit from files use config.train.precision (auto resolved for this machine, and the
     table says to what) and config.train.jit_compile. peers (peers.KNOWN): other frameworks measured in the same
     run, and with any of them keras.utils.image_dataset_from_directory beside make_dataset; their ratios' keys
-    start with peer_ (the pages quote those).
+    start with PEER_RATIO (the pages quote those).
     """
     from alexnet.data.records import prepare
 
@@ -312,7 +321,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
             "keras_directory_jpeg", "input keras image_dataset_from_directory + crop + flip, same files",
             time_pipeline(keras_directory_batches(jpeg_data, image_size, settings.batch, config.train.seed),
                           settings))
-        ratio("peer_keras_directory", "make_dataset / keras image_dataset_from_directory, JPEG files",
+        ratio(f"{PEER_RATIO}keras_directory", "make_dataset / keras image_dataset_from_directory, JPEG files",
               jpeg / keras_directory)
     dispatcher, _workers = start_service()  # one worker in this process: the service's overhead, not its gain
     served = measure("pipeline_jpeg_service", "input make_dataset through a local tf.data service, JPEG files",

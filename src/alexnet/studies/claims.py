@@ -41,7 +41,7 @@ from alexnet.records import (
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.paired import ALPHA, paired_comparison
-from alexnet.studies.runner import PlannedRun, publish, train_unfinished
+from alexnet.studies.runner import PlannedRun, publish, study_command, train_unfinished
 
 REPORT, RECORD, REPORT_EVENTS = "report.md", "claims.json", "report"
 FIGURE_1, FIGURE_1_RECORD, CURVES = "figure1.png", "figure1.json", "curves.png"
@@ -242,11 +242,6 @@ def _seeds(metric: Metric, values: list[float], reached: list[bool] | None) -> s
     return ", ".join(f"{'' if ok else '>'}{metric.value_text(v)}" for v, ok in zip(values, reached, strict=True))
 
 
-def study_command(record: ClaimsStudy) -> str:
-    """The make command that ran the study."""
-    return f"make claims CONFIG={record.config}" + (f' ARGS="{" ".join(record.overrides)}"' if record.overrides else "")
-
-
 def verdict_table(record: ClaimsStudy) -> list[str]:
     """The verdict table's Markdown lines: per claim (Figure 1's first), the paper's figure, the metric, the mean
     difference with its interval, p, the minimum detectable effect and the verdict."""
@@ -265,9 +260,10 @@ def verdict_table(record: ClaimsStudy) -> list[str]:
 
 def report_markdown(record: ClaimsStudy) -> str:
     """The report's Markdown: the command, the verdict table, every seed's values, Figure 1, the curves."""
+    command = study_command("claims", record.config, record.overrides)
     lines = [
         "# The paper's claims, re-run", "",
-        f"Command: `{study_command(record)}`; {record.seeds} seeds per arm, paired (the same seed gives the same "
+        f"Command: `{command}`; {record.seeds} seeds per arm, paired (the same seed gives the same "
         f"initial weights and data order in every arm). Per claim: the mean of the per-seed differences (arm minus "
         f"baseline) with its 95% bootstrap interval, the exact sign-flip p, and the verdict computed by "
         f"alexnet/studies/paired.py: *holds* (the paper's direction, p < {ALPHA}), *reversed* (the other "

@@ -29,11 +29,11 @@ from alexnet.config import load_config
 from alexnet.data.demo import ensure_demo_data
 from alexnet.export import load_best_model
 from alexnet.files import write_text
-from alexnet.records import ArchRun, ArchSummary, CompareStudy, provenance
+from alexnet.records import ArchRun, ArchSummary, CompareStudy, provenance, training_rate
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.events import event_data, scalar_series
-from alexnet.studies.runner import PlannedRun, publish, train_unfinished
+from alexnet.studies.runner import PlannedRun, publish, study_command, train_unfinished
 
 REPORT, RECORD, GRADIENTS, REPORT_EVENTS = "report.md", "compare.json", "gradients.png", "report"
 # What each architecture changes in configs/compare.yaml (which is AlexNet's): LeNet-5 takes 32x32 inputs.
@@ -83,10 +83,8 @@ def run_figures(run_dir: Path, target_error: float) -> ArchRun:
     final, history = run.final_metrics(), run.history()
     elapsed = np.cumsum([row.train_seconds + row.validation_seconds for row in history])
     reached = [t for t, row in zip(elapsed, history, strict=True) if row.val_top1_error <= target_error]
-    train_rate = sum(row.images_per_second * row.train_seconds for row in history) / sum(
-        row.train_seconds for row in history)
     return ArchRun(val_top1_error=history[-1].val_top1_error, val_top5_error=history[-1].val_top5_error,
-                   best_val_top1_error=final.best.val_top1_error, train_images_per_second=train_rate,
+                   best_val_top1_error=final.best.val_top1_error, train_images_per_second=training_rate(history),
                    peak_memory_gb=final.peak_memory_gb,
                    seconds_to_target=float(reached[0]) if reached else None, epochs=len(history))
 
@@ -155,17 +153,12 @@ def comparison_table(record: CompareStudy) -> list[str]:
     return lines
 
 
-def study_command(record: CompareStudy) -> str:
-    """The make command that ran the comparison."""
-    return f"make compare CONFIG={record.config}" + (f' ARGS="{" ".join(record.overrides)}"' if record.overrides
-                                                     else "")
-
-
 def report_markdown(record: CompareStudy) -> str:
     """The comparison's table, every seed, and the gradients figure."""
     target = record.target_val_error
+    command = study_command("compare", record.config, record.overrides)
     lines = ["# AlexNet compared with LeNet-5 and ResNet", "",
-             f"Command: `{study_command(record)}`; {record.seeds} paired seeds per network; medians over the seeds; "
+             f"Command: `{command}`; {record.seeds} paired seeds per network; medians over the seeds; "
              f"images/s and memory on this machine. Time to {1 - target:.0%} validation accuracy: training and "
              f"validation seconds until the first epoch that reached it.", "", *comparison_table(record),
              "", "Every seed's final validation top-1 error:", ""]

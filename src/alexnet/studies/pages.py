@@ -45,12 +45,14 @@ from alexnet.records import (
     Record,
     TrainResult,
     read_record,
+    training_rate,
 )
 from alexnet.rundir import RunDir
 from alexnet.studies import claims, compare, figures
 from alexnet.studies.evaluate import TEN_CROP_ROWS, table2_figure, table2_rows
 from alexnet.studies.events import event_data, last_png
 from alexnet.studies.report import CURVES, drop_epochs, small_png
+from alexnet.studies.runner import study_command
 
 RESULTS = "results"  # docs/results/<name>/<record file>
 # The file each published record kind is kept in.
@@ -182,12 +184,6 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
-def training_speed(result: TrainResult) -> float:
-    """Training images/s over every step of the run (each epoch's rate weighted by its training seconds)."""
-    seconds = sum(row.train_seconds for row in result.history)
-    return sum(row.images_per_second * row.train_seconds for row in result.history) / max(seconds, 1e-9)
-
-
 def train_view(results: Results, name: str) -> str:
     """A training run's figures: its final and best errors, where the time went, speed, precision, memory, size."""
     result = results.get(name, TrainResult)
@@ -202,7 +198,7 @@ def train_view(results: Results, name: str) -> str:
             ("the run, start to export", f"{duration(final.wall_seconds)}: {final.train_seconds:.0f} s of training "
                                          f"steps, {final.validation_seconds:.0f} s of validation, {rest:.0f} s "
                                          f"({rest / final.wall_seconds:.0%}) the rest"),
-            ("training speed", f"{training_speed(result):.1f} img/s in {final.precision}"),
+            ("training speed", f"{training_rate(result.history):.1f} img/s in {final.precision}"),
             ("peak memory", f"{final.peak_memory_gb:.1f} GB"),
             ("network and data", f"{final.parameters:,} parameters; {data.train_images:,} training and "
                                  f"{data.val_images:,} validation images of {data.classes} classes ({data.source})")]
@@ -273,7 +269,7 @@ def _target(target: float | None, relation: str, met: bool | None) -> str:
 def peers_view(results: Results, name: str) -> str:
     """The bench's ratios against its peers (PyTorch, keras.utils.image_dataset_from_directory), with their rows."""
     result = results.get(name, BenchResult)
-    peer_ratios = [r for r in result.ratios if r.key.startswith("peer_")] if result else []
+    peer_ratios = result.peer_ratios() if result else []
     if not peer_ratios:
         return not_published("the ratios against PyTorch", "make bench PEERS=torch", name)
     lines = ["| ratio | value |", "|---|---|", *(f"| {r.label} | {r.value:.2f}x |" for r in peer_ratios), "",
@@ -286,7 +282,8 @@ def claims_view(results: Results, name: str) -> str:
     result = results.get(name, ClaimsStudy)
     if result is None:
         return not_published("the claims study's verdicts", "make claims", name, "claims")
-    return "\n".join([f"{result.seeds} paired seeds per arm; `{claims.study_command(result)}`.", "",
+    command = study_command("claims", result.config, result.overrides)
+    return "\n".join([f"{result.seeds} paired seeds per arm; `{command}`.", "",
                       *claims.verdict_table(result), "", made_line(result)])
 
 
@@ -304,7 +301,8 @@ def compare_view(results: Results, name: str) -> str:
     result = results.get(name, CompareStudy)
     if result is None:
         return not_published("the comparison", "make compare", name, "compare")
-    return "\n".join([f"{result.seeds} paired seed(s) per network, medians; `{compare.study_command(result)}`.", "",
+    command = study_command("compare", result.config, result.overrides)
+    return "\n".join([f"{result.seeds} paired seed(s) per network, medians; `{command}`.", "",
                       *compare.comparison_table(result), "", made_line(result)])
 
 
@@ -326,7 +324,7 @@ def summary_view(results: Results, name: str | None = None) -> str:
                      f"{demo.info.data.train_images:,} generated images of {demo.info.data.classes} classes, "
                      f"{demo.last.epoch} epochs",
                      f"{percent(1 - demo.last.val_top1_error)} final validation top-1 accuracy{from_clone}; the run "
-                     f"{duration(final.wall_seconds)} ({training_speed(demo):.0f} img/s in {final.precision}), "
+                     f"{duration(final.wall_seconds)} ({training_rate(demo.history):.0f} img/s in {final.precision}), "
                      f"peak memory {final.peak_memory_gb:.1f} GB", "make first-run" if first else "make train", demo))
     evaluated = results.get("demo", Evaluation)
     if evaluated:
@@ -337,15 +335,15 @@ def summary_view(results: Results, name: str | None = None) -> str:
     for study in results.names(ClaimsStudy):
         result = results.get(study, ClaimsStudy)
         rows.append((f"the paper's claims, {result.seeds} paired seeds each ({study})", verdicts(result),
-                     claims.study_command(result), result))
+                     study_command("claims", result.config, result.overrides), result))
     for study in results.names(CompareStudy):
         result = results.get(study, CompareStudy)
         errors = ", ".join(f"{arch} {percent(r.val_top1_error)}" for arch, r in result.architectures.items())
         rows.append(("AlexNet beside LeNet-5 and ResNet on the same budget", f"validation top-1 error {errors}",
-                     compare.study_command(result), result))
+                     study_command("compare", result.config, result.overrides), result))
     bench = results.get("bench", BenchResult)
     if bench:
-        peer = [r for r in bench.ratios if r.key.startswith("peer_")]
+        peer = bench.peer_ratios()
         shown = "; ".join(f"{r.label}: {r.value:.2f}x" for r in peer) or (
             f"{bench.row(f'step_{bench.setup.precision}_xla_off').median:.1f} img/s training step")
         rows.append(("a training step on the CPU" + (", beside PyTorch" if peer else ""), shown,
@@ -416,7 +414,7 @@ def render(text: str, results: Results, page: str = "the page") -> str:
 def stale_pages(root: str | Path = ".") -> list[Path]:
     """The pages whose generated blocks differ from what make docs writes (nothing is written)."""
     results = Results(Path(root) / "docs")
-    return [page for page in pages(root) if render(page.read_text(), results, page.name) != page.read_text()]
+    return [page for page in pages(root) if (text := page.read_text()) != render(text, results, page.name)]
 
 
 def write_docs(root: str | Path = ".") -> list[Path]:
@@ -426,9 +424,9 @@ def write_docs(root: str | Path = ".") -> list[Path]:
     results = Results(root / "docs")
     changed = []
     for page in pages(root):
-        text = render(page.read_text(), results, page.name)
-        if text != page.read_text():
-            write_text(page, text)
+        text = page.read_text()
+        if (rendered := render(text, results, page.name)) != text:
+            write_text(page, rendered)
             changed.append(page)
     for picture, png in record_pictures(results).items():
         (root / "docs" / picture).write_bytes(small_png(png))

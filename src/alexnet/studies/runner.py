@@ -57,6 +57,11 @@ def train_unfinished(study: Path, config_path: str, overrides: list[str], plan: 
                                f"to resume")
 
 
+def study_command(study: str, config_path: str, overrides: list[str]) -> str:
+    """The make command that runs a study (claims, compare) with this config and these overrides."""
+    return f"make {study} CONFIG={config_path}" + (f' ARGS="{" ".join(overrides)}"' if overrides else "")
+
+
 def train_in_own_process(command: list[str]) -> int:
     """Runs one planned run's command line (its output passed through); its exit status."""
     return subprocess.run(command).returncode
