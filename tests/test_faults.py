@@ -4,7 +4,7 @@ statuses, the one-line messages, and what is left in the run directory.
     two processes, one run       the second stops at once (5); a lock left by a dead process is taken over
     a diverging loss             stopped at that step (6); the backups and best model stay finite
     SIGTERM / SIGINT             the step finishes, a backup records it, 143 / 130; the same command resumes there
-    SIGKILL mid-epoch            periodic backups: the same command resumes at the step backed up
+    SIGKILL mid-epoch            timed backups: the same command resumes at the step backed up
     a damaged backup             named, and the one before is used; with none left, a clear error (3)
     a full disk                  one line naming the path and the space (7); the backup before still loads
 """
@@ -181,18 +181,24 @@ def test_a_signal_finishes_the_step_backs_it_up_and_the_same_command_resumes_the
         np.testing.assert_allclose(stopped[key], uninterrupted[key], rtol=1e-4, err_msg=key)
 
 
-def test_sigkill_mid_epoch_resumes_at_the_last_periodic_backups_step(small_data, tmp_path, uninterrupted):
-    args = train_args(small_data, tmp_path, "killed", *DETERMINISTIC)
+def test_sigkill_between_timed_backups_resumes_inside_the_epoch_at_the_last_ones_step(small_data, tmp_path,
+                                                                                      uninterrupted):
+    """Backups by time alone (no step count): killed after one inside epoch 2, the run resumes at its step."""
+    args = train_args(small_data, tmp_path, "killed", *DETERMINISTIC, "train.backup_every_steps=0",
+                      "train.backup_every_seconds=0.2")
     proc = run_cli(args)
-    wait_until(lambda: (1, 5) in backup_positions(tmp_path / "killed"), proc)  # global step 20: epoch 2, step 5
+    wait_until(lambda: any(epoch == 1 and step >= 1 for epoch, step in backup_positions(tmp_path / "killed")), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    epoch, step = backup_positions(tmp_path / "killed")[-1]  # the newest: what the same command resumes from
+    assert epoch == 1 and 0 < step < 15, backup_positions(tmp_path / "killed")
     code, out, err = cli(args)
     assert code == 0, err[-2000:]
-    assert "resumed at epoch 2, step " in out
+    assert f"resumed at epoch 2, step {step} " in out, out
     killed = epoch_losses(tmp_path / "killed")
     for key in uninterrupted:
         np.testing.assert_allclose(killed[key], uninterrupted[key], rtol=1e-4, err_msg=key)
+    assert [row.epoch for row in RunDir(tmp_path / "killed").history()] == [1, 2]  # every epoch once
 
 
 # ----- damaged backups -----
@@ -205,13 +211,13 @@ def test_a_damaged_backup_is_named_and_the_one_before_is_used_and_with_none_left
     wait_until(lambda: len(backup_positions(tmp_path / "damaged")) == 2, proc)  # the ends of epochs 1 and 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    weights = sorted((tmp_path / "damaged" / rundir.BACKUP).glob("step-*.weights.h5"))
+    weights = sorted((tmp_path / "damaged" / rundir.BACKUP).glob("step-*.npz"))
     newest = weights[-1]
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short, as a crash mid-write would
     kept = {p: p.read_bytes() for p in weights}
     code, out, err = cli(args)
     assert code == 0, err[-2000:]
-    assert f"backup {newest.with_name(newest.name.replace('.weights.h5', ''))} is damaged ({newest.name} has " in out
+    assert f"backup {newest.with_suffix('')} is damaged ({newest.name} has " in out
     assert "resumed at epoch 2, step 0" in out
 
     # Every backup damaged: named, and the run stops with what to do rather than silently starting over.
@@ -220,7 +226,7 @@ def test_a_damaged_backup_is_named_and_the_one_before_is_used_and_with_none_left
     (tmp_path / "damaged" / rundir.BACKUP).mkdir()
     for path, content in kept.items():
         path.write_bytes(content[:100])
-        shutil.copy(ROOT / "README.md", path.with_name(path.name.replace(".weights.h5", ".json")))  # not JSON
+        shutil.copy(ROOT / "README.md", path.with_suffix(".json"))  # not JSON
     code, out, err = cli(args)
     assert code == 3, err[-2000:]
     (line,) = error_lines(err)

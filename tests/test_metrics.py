@@ -4,12 +4,11 @@ that count ties and non-finite outputs against the model."""
 
 import keras
 import numpy as np
+import pytest
 
-from alexnet import rundir
 from alexnet.metrics import TOP1, TOP5, SmoothedSparseCrossentropy, compiled_metrics, training_loss
-from alexnet.records import BestEpoch
 from alexnet.rundir import RunDir
-from alexnet.training.checkpoints import KeepBest
+from alexnet.training.checkpoints import BestModel
 
 PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
 LABELS = np.array([1, 2])
@@ -74,14 +73,14 @@ def test_a_model_compiled_with_the_accuracies_saves_and_loads(tmp_path):
 
 
 def test_an_epoch_whose_loss_is_not_finite_never_becomes_the_best_model(tmp_path):
-    """The divergence guard stops on the training loss; a validation loss that is not finite reaches KeepBest."""
-    keep = KeepBest(RunDir(tmp_path))
-    keep.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
-    keep.on_train_begin()
+    """The divergence guard stops on the training loss; a validation loss that is not finite reaches the choice."""
+    best = BestModel(RunDir(tmp_path))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     scores = {"top1": 0.5, "top5": 0.9, "val_top1": 0.5, "val_top5": 0.9}  # Keras's logs hold accuracies
-    keep.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0, **scores})
-    saved = (tmp_path / rundir.BEST_MODEL).stat().st_mtime_ns
-    keep.on_epoch_end(1, {"loss": 1.0, "val_loss": float("nan"), **scores, "val_top1": 1.0})
-    keep.on_epoch_end(2, {"loss": float("inf"), "val_loss": 1.0, **scores, "val_top1": 1.0})
-    assert BestEpoch.read(tmp_path / rundir.BEST_RECORD).epoch == 1  # the first epoch, counted from 1
-    assert (tmp_path / rundir.BEST_MODEL).stat().st_mtime_ns == saved
+    first = best.choose(model, 0, {"loss": 1.0, "val_loss": 2.0, **scores})
+    assert (first.epoch, first.val_top1_error, first.val_top5_error) == (1, 0.5, pytest.approx(0.1))
+    assert best.choose(model, 1, {"loss": 1.0, "val_loss": float("nan"), **scores, "val_top1": 1.0}) is None
+    assert best.choose(model, 2, {"loss": float("inf"), "val_loss": 1.0, **scores, "val_top1": 1.0}) is None
+    assert best.choose(model, 3, {"loss": 1.0, "val_loss": 1.0, **scores}) is None  # only a lower error is better
+    later = best.choose(model, 4, {"loss": 1.0, "val_loss": 1.0, **scores, "val_top1": 0.75})
+    assert (later.epoch, later.val_top1_error) == (5, 0.25)

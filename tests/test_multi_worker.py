@@ -3,6 +3,7 @@ the upstream bugs the workarounds cover, and MirroredStrategy's equivalence with
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from alexnet import rundir
+from alexnet.rundir import RunDir
 from alexnet.training.upstream_fixes import UPSTREAM_ISSUES
 from helpers import CLUSTER_COMMAND, ROOT, TINY, backup_positions, scalars, steps
 
@@ -60,13 +62,29 @@ def finish(processes: list[subprocess.Popen]) -> list[tuple[int, str]]:
     return results
 
 
-def test_two_workers_train_in_lockstep_and_only_the_chief_writes(small_data, tmp_path):
-    command = [sys.executable, "-m", "alexnet", "train", "--logs", str(tmp_path), "--run", "two", *TINY,
-               f"data.dir={small_data}", "train.epochs=2", "train.global_batch_size=8", "train.steps_per_epoch=3",
-               "tensorboard.images=false", "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0",
-               "train.schedule=paper"]  # the plateau rule writes its state: the chief alone
-    (chief_code, chief), (worker_code, worker) = finish(start_workers(command))
+EPOCHS, STEPS = 3, 6
+
+
+def job_command(small_data, logs, run, *extra) -> list[str]:
+    """The manifests' command (docs/distributed.md's too) on the tiny network: a deterministic job of 3 epochs of
+    6 steps of 8 images; the plateau rule writes its state (the chief alone)."""
+    return [*manifest_command(), "--logs", str(logs), "--run", run, *TINY, "data.source=demo", f"data.dir={small_data}",
+            "data.val_split=val", f"train.epochs={EPOCHS}", "train.global_batch_size=8",
+            f"train.steps_per_epoch={STEPS}", "train.deterministic=true", "train.seed=4", "train.schedule=paper",
+            "tensorboard.images=false", "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0", *extra]
+
+
+@pytest.fixture(scope="module")
+def whole_job(small_data, tmp_path_factory):
+    """(logs, chief's output, worker's output) of the job trained without a stop."""
+    logs = tmp_path_factory.mktemp("job")
+    (chief_code, chief), (worker_code, worker) = finish(start_workers(job_command(small_data, logs, "two")))
     assert chief_code == 0 and worker_code == 0, chief[-3000:] + worker[-3000:]
+    return logs, chief, worker
+
+
+def test_two_workers_train_in_lockstep_and_only_the_chief_writes(whole_job):
+    logs, chief, worker = whole_job
     assert "MultiWorkerMirroredStrategy, 2 worker(s) (this is worker 0, the chief), 2 replica(s), per-replica " \
            "batch 4, global batch 8" in chief
     assert "this is worker 1)" in worker and "worker 1: training done; the chief writes the run's files" in worker
@@ -74,18 +92,52 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(small_data, tmp
                for out in (chief, worker)]
     assert digests[0] == digests[1], "the workers ended with different weights"
 
-    run = tmp_path / "two"
+    run = logs / "two"
     for entry in (rundir.CONFIG, rundir.CLASSES, rundir.BEST_MODEL, rundir.BEST_RECORD, rundir.FINAL_METRICS,
                   rundir.LR_SCHEDULE, f"{rundir.EXPORT}/saved_model.pb"):
         assert (run / entry).exists(), entry
     assert not (run / rundir.BACKUP).exists()
-    assert not [p for p in run.rglob("*workertemp*")], "the other worker's temporary files are left"
-    assert "epoch 2/2" in chief and "epoch 1/2" not in worker  # the chief alone reports
+    assert sorted(p.name for p in logs.iterdir()) == ["two"], "another worker wrote files of its own"
+    assert f"epoch {EPOCHS}/{EPOCHS}" in chief and "epoch 1/" not in worker  # the chief alone reports
     for directory in (run / rundir.TRAIN_EVENTS, run / rundir.VALIDATION_EVENTS):
         assert len(list(directory.glob(rundir.EVENT_FILES))) == 1  # one writer: the chief's
         for tag, series in scalars(directory).items():
             assert steps(series) == sorted(set(steps(series))), f"{tag} has duplicate steps"
-    assert steps(scalars(run / rundir.TRAIN_EVENTS)["loss"]) == list(range(1, 7))
+    assert steps(scalars(run / rundir.TRAIN_EVENTS)["loss"]) == list(range(1, EPOCHS * STEPS + 1))
+
+
+def test_sigterm_to_one_worker_stops_every_worker_at_one_step_and_the_job_resumes_there(small_data, tmp_path,
+                                                                                       whole_job):
+    """A preemption reaches one pod: both workers back up the same step together, exit with the restart code, and
+    the same commands resume at that step to the uninterrupted job's losses."""
+    command = job_command(small_data, tmp_path, "preempted")
+    run = tmp_path / "preempted"
+    chief, worker = start_workers(command)
+    deadline = time.time() + WATCHDOG_SECONDS
+    while time.time() < deadline and chief.poll() is None and not (
+            (run / rundir.HISTORY).exists() and len((run / rundir.HISTORY).read_text().splitlines()) >= 2):
+        time.sleep(0.05)  # epoch 1 is done: the signal lands in epoch 2
+    worker.send_signal(signal.SIGTERM)
+    sent = time.time()
+    (chief_code, chief_out), (worker_code, worker_out) = finish([chief, worker])
+    assert time.time() - sent < 90 and chief_code == worker_code == 143, chief_out[-3000:] + worker_out[-3000:]
+    stops = [re.search(r"error: stopped by SIGTERM (sent to worker 1 )?after step (\d+) \(epoch (\d+), its step "
+                       r"(\d+)\), backed up with every worker: run the same command again on every worker to "
+                       r"resume", out) for out in (chief_out, worker_out)]
+    assert all(stops) and stops[0][1] and not stops[1][1], (chief_out[-2000:], worker_out[-2000:])
+    (step, epoch, in_epoch), other = ([int(g) for g in stop.groups()[1:]] for stop in stops)
+    assert other == [step, epoch, in_epoch] and epoch == 2, stops  # the same step on both
+    assert backup_positions(run)[-1] == (epoch - 1, in_epoch)
+
+    (chief_code, chief_out), (worker_code, worker_out) = finish(start_workers(command))
+    assert chief_code == worker_code == 0, chief_out[-3000:] + worker_out[-3000:]
+    assert f"resumed at epoch {epoch}, step {in_epoch} " in chief_out and f"resumed at epoch {epoch}, step " \
+        f"{in_epoch} " in worker_out
+    whole, resumed = (RunDir(logs / name).history() for logs, name in ((whole_job[0], "two"), (tmp_path, "preempted")))
+    assert [row.epoch for row in resumed] == list(range(1, EPOCHS + 1))  # every epoch once
+    for key in ("loss", "val_loss", "top1_error", "val_top1_error", "learning_rate"):
+        np.testing.assert_allclose([getattr(r, key) for r in resumed], [getattr(r, key) for r in whole], rtol=1e-4,
+                                   err_msg=key)
 
 
 BUG_SCRIPT = textwrap.dedent("""
@@ -148,17 +200,17 @@ def test_mirrored_replicas_follow_one_replicas_loss_curve(small_data, tmp_path):
 
 
 def test_a_lost_worker_stops_the_survivor_with_a_restart_code_and_a_restart_resumes(small_data, tmp_path):
-    # The manifest's own command (docs/distributed.md's too), pointed at the tiny network and data: the exit status a
-    # job controller sees is the one it runs.
+    """SIGKILL, no signal to handle: the survivor exits with 138 within the default peer timeout (50 s), and the
+    restarted job resumes from the last timed backup, which the chief asked every worker for."""
     command = [*manifest_command(), "--logs", str(tmp_path), "--run", "lost", *TINY, "data.source=demo",
                f"data.dir={small_data}", "data.val_split=val", "train.epochs=3",
-               "train.global_batch_size=8", "train.steps_per_epoch=6", "train.backup_every_steps=2",
-               "train.peer_timeout_seconds=60", "train.schedule=step", "train.step_epochs=1", "train.warmup_epochs=0",
+               "train.global_batch_size=4", "train.steps_per_epoch=30", "train.backup_every_seconds=0.5",
+               "train.schedule=step", "train.step_epochs=1", "train.warmup_epochs=0",
                "tensorboard.images=false", "tensorboard.histograms=false", "tensorboard.layer_stats_steps=0"]
     run = tmp_path / "lost"
     chief, worker = start_workers(command)
     deadline = time.time() + WATCHDOG_SECONDS
-    while time.time() < deadline and chief.poll() is None:  # kill worker 1 after a mid-epoch backup of epoch 2
+    while time.time() < deadline and chief.poll() is None:  # kill worker 1 after a timed backup inside epoch 2
         if any(epoch == 1 and step >= 1 for epoch, step in backup_positions(run)):
             break
         time.sleep(0.05)
@@ -171,17 +223,17 @@ def test_a_lost_worker_stops_the_survivor_with_a_restart_code_and_a_restart_resu
         pytest.fail("the survivor hung after its peer was killed")
     waited = time.time() - killed
     assert chief.returncode == 138, output[-3000:]
-    assert waited < 60 + 30, waited  # the configured bound, plus the time to notice and exit
+    assert waited < 60, waited
     lines = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "restart all workers with the same command" in lines[0], lines
-    assert lines[0].startswith("error: worker 1 of the job was lost (worker 0 noticed: ") or lines[0].startswith(
-        "error: a peer worker of the job was lost (worker 0 noticed: no training progress for 60 s)"), lines
+    assert re.match(r"error: (worker 1|a peer worker) of the job was lost \(worker 0 noticed: ", lines[0]), lines
     assert not (run / rundir.FINAL_METRICS).exists()
+    epoch, step = backup_positions(run)[-1]
 
-    # The whole cluster restarts with the same command: it resumes, with the same schedule.
+    # The whole cluster restarts with the same command: it resumes there, with the same schedule.
     (chief_code, chief_out), (worker_code, worker_out) = finish(start_workers(command))
     assert chief_code == 0 and worker_code == 0, chief_out[-3000:] + worker_out[-3000:]
-    assert "epoch 3/3" in chief_out and "epoch 1/3" not in chief_out
+    assert f"resumed at epoch {epoch + 1}, step {step} " in chief_out and "epoch 1/3" not in chief_out
     train = scalars(run / rundir.TRAIN_EVENTS)
     for tag, series in train.items():
         assert steps(series) == sorted(set(steps(series))), f"{tag} has duplicate steps"

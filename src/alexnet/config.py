@@ -179,8 +179,12 @@ class TrainConfig:
     # 0: one pass over the data per epoch.
     steps_per_epoch: int = field(default=0, metadata=_range(0))
     validation_steps: int = field(default=0, metadata=_range(0))
-    # Back up weights and optimizer every N steps as well as every epoch; 0: every epoch only. A resumed run
-    # continues from the step backed up (a SIGTERM or Ctrl-C also backs up the step it stops at).
+    # Back up weights and optimizer every this many seconds of training, as well as every epoch (0: off): a
+    # SIGKILL, an out-of-memory kill or a lost machine loses at most this much. A resumed run continues from the
+    # step backed up (a SIGTERM or Ctrl-C also backs up the step it stops at). The step waits only for a copy
+    # to host memory (~0.1 s for the paper's network on a CPU); the write runs in the background.
+    backup_every_seconds: float = field(default=300.0, metadata=_range(0.0))
+    # Also back up every N steps (0: off).
     backup_every_steps: int = field(default=0, metadata=_range(0))
     # Stop the run (exit status 6) at the first step whose training loss is not finite or above this many
     # times ln(classes), the loss of a uniform guess; 0: only a loss that is not finite.
@@ -189,8 +193,9 @@ class TrainConfig:
     # with the layer that went silent (alexnet/training/stall.py); 0: no check.
     stall_epochs: int = field(default=3, metadata=_range(0))
     # Multi-worker jobs: a worker that sees no training progress this long ends with exit status 138 (a peer
-    # was lost: restart all workers); the coordination service usually reports a dead peer sooner.
-    peer_timeout_seconds: int = field(default=120, metadata=_range(10))
+    # was lost: restart all workers); the coordination service usually reports a dead peer sooner. Before the
+    # first step of a fit (tracing, filling the shuffle buffer) it waits 5 times as long.
+    peer_timeout_seconds: int = field(default=50, metadata=_range(10))
     # Fine-tuning: these layers (e.g. [conv1, conv2, conv3, conv4, conv5]) are not updated in the first
     # freeze_epochs epochs.
     freeze: list[str] = field(default_factory=list)

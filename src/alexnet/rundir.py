@@ -75,13 +75,14 @@ CONTENTS = {
               f"images/s, seconds, the process's peak memory in GB (also in TensorBoard, "
               f"`{tags.epoch(tags.PEAK_MEMORY_GB)}`)"),
     BEST_MODEL: ("the model with the lowest validation top-1 error among the epochs whose losses are finite (chosen "
-                 "on the validation split it is reported on: an optimistic figure for new images)"),
+                 "on the validation split it is reported on: an optimistic figure for new images), compiled as the "
+                 "run's, without the optimizer's state (the backups hold that)"),
     BEST_RECORD: "the best epoch and its validation errors",
     LR_SCHEDULE: "the paper's plateau rule's state after every epoch (schedule paper; a resumed run continues it)",
-    f"{BACKUP}/": ("the two newest backups: weights and optimizer (`step-N.weights.h5`) and a manifest (`step-N.json`: "
-                   "the epoch, the step in it, the epoch's metric sums, the file's size and SHA-256), saved every "
-                   "epoch, every `train.backup_every_steps` steps and on SIGTERM/SIGINT; removed when the run "
-                   "completes"),
+    f"{BACKUP}/": ("the two newest backups: weights, random streams' states and optimizer (`step-N.npz`) and a "
+                   "manifest (`step-N.json`: the epoch, the step in it, the epoch's metric sums, the file's size and "
+                   "SHA-256), saved every epoch, every `train.backup_every_seconds` (300 s), every "
+                   "`train.backup_every_steps` when set, and on SIGTERM/SIGINT; removed when the run completes"),
     f"{PROFILE}/": 'a profiler trace, with `tensorboard.profile_steps=5-10`',
     f"{EXPORT}/": "the SavedModel",
     FINAL_METRICS: ("written last (the run is complete): the best epoch's errors, times, peak memory, and with "
@@ -213,7 +214,7 @@ class RunLock:
         self.path = Path(run_path) / LOCK
         self.run = Path(run_path)
         self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "process_start": _process_start(os.getpid()),
-                       "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                       "since": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
         self._stop = threading.Event()
 
     def __enter__(self) -> RunLock:

@@ -1,20 +1,24 @@
-"""Checkpoints of a run: the backup a stopped run resumes from, and the best model kept for export.
+"""Checkpoints of a run: the backups a stopped run resumes from, and the best model kept for export.
 
-A backup is two files in RUN/backup/: `step-<global step>.weights.h5` (weights and optimizer, from
-model.save_weights) and `step-<global step>.json`, its manifest: where training stands (the epoch, the steps
-of it already trained), the running sums of the epoch's metrics (each a mean: a total and a count, so the
-sums of the steps before a stop add to those after it), and the size and SHA-256 of the weights file. The
-weights are written under a temporary name, flushed to the disk and renamed into place; the manifest is
-written last, atomically, so a backup without one never existed. The two newest are kept.
-A backup whose file is missing, short or altered is named and the previous one is used (`find_backup`).
+A backup is two files in RUN/backup/: `step-<global step>.npz` (the model's and the optimizer's variables,
+alexnet/training/snapshots.py) and `step-<global step>.json`, its manifest: where training stands (the epoch,
+the steps of it already trained), the running sums of the epoch's metrics (each a mean: a total and a count, so
+the sums of the steps before a stop add to those after it), and the size and SHA-256 of the npz file. The file
+is written under a temporary name, flushed to the disk and renamed into place; the manifest is written last,
+atomically, so a backup without one never existed. The two newest are kept. A backup whose file is missing,
+short or altered is named and the previous one is used (`find_backup`).
+
+When: at the end of every epoch, every train.backup_every_seconds (on by default: a SIGKILL, an out-of-memory
+kill or a lost machine loses at most that much training), every train.backup_every_steps, and on SIGTERM or
+SIGINT. Each backup is a snapshot taken on the step and written in the background (snapshots.py); the best
+model is written from the snapshot of its epoch's end, in the same background write, never serialised again.
 
 Keras's BackupAndRestore is not used: it resumes an epoch from its first step (the data position is not
 saved, so the replayed batches are trained twice), copies its files in place (a crash mid-copy damages
-both), and checks nothing when it reads them back.
+both), checks nothing when it reads them back, and writes on the training step.
 
-Both checkpoints take part in multi-worker jobs as TensorFlow asks: every worker saves (variables such as
-metric totals are aggregated across workers while they are read), and the workers other than the chief
-save into a temporary place of their own that they delete.
+In a multi-worker job every worker takes each snapshot at the same step (agreement.py says how they agree on
+a timed one); only the chief writes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -35,20 +40,18 @@ from alexnet.errors import DataError, DiskFullError
 from alexnet.metrics import validation_errors
 from alexnet.records import BackupManifest, BestEpoch, now
 from alexnet.rundir import RunDir
+from alexnet.training.agreement import JobAgreement, Request
 from alexnet.training.cluster import SINGLE_WORKER, Task
+from alexnet.training.snapshots import (
+    BackgroundWriter,
+    Position,
+    Snapshot,
+    state_variables,
+    take_snapshot,
+    write_npz,
+)
 
 KEPT_BACKUPS = 2
-
-
-@dataclasses.dataclass(frozen=True)
-class Position:
-    """Where training stands: the epoch to train (0-based) and how many of its steps are already trained."""
-
-    epoch: int = 0
-    step: int = 0
-
-
-START = Position()  # a run that has not trained yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +61,7 @@ class SavedBackup:
     weights: Path
     manifest: Path
     position: Position
-    metrics: dict[str, float]  # metric variable path: value
+    metrics: dict[str, float]
 
 
 def find_backup(backup_dir: str | Path) -> SavedBackup | None:
@@ -85,7 +88,7 @@ def find_backup(backup_dir: str | Path) -> SavedBackup | None:
 
 
 def _check(manifest: Path) -> tuple[str, SavedBackup | None]:
-    """(what is wrong, None) or ("", the backup) for one manifest and its weights file."""
+    """(what is wrong, None) or ("", the backup) for one manifest and its file."""
     try:
         record = BackupManifest.read(manifest)
     except OSError as e:  # unreadable, or a RecordError (a DataError, an OSError): named, passed over
@@ -128,25 +131,137 @@ def disk_full_error(path: Path, needed: int) -> DiskFullError:
                          f"the same command again to resume from the last backup")
 
 
-class Backup(keras.callbacks.Callback):
-    """Backs up the run (module doc) at the end of every epoch and, with every_steps, every that many steps;
-    `save` does it at any step (a stop on a signal). `resumed`: the backup the driver restored; when it stands
-    mid-epoch, its metric sums are added to the resumed epoch's after its first step (fit resets the metrics
-    when the epoch begins, and builds some of them only in that step).
+def write_backup(snapshot: Snapshot, folder: Path) -> Path:
+    """Writes the snapshot as a backup in folder (module doc), keeps the KEPT_BACKUPS newest; returns its file."""
+    name = f"step-{snapshot.global_step:09d}"
+    path, partial = folder / f"{name}.npz", folder / f".{name}.partial.npz"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        write_npz(partial, snapshot)
+        os.replace(partial, path)
+        BackupManifest(weights=path.name, epoch=snapshot.position.epoch, step=snapshot.position.step,
+                       global_step=snapshot.global_step, bytes=path.stat().st_size, sha256=file_sha256(path),
+                       metrics=snapshot.metrics, saved=now()).write(folder / f"{name}.json")
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, snapshot.nbytes) from e
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
+    _prune(folder)
+    return path
 
-    Every worker takes part in every save; one other than the chief saves into a folder of its own beside
-    the backup and deletes it at once. The backup is deleted by `finish`, once the run is complete.
+
+def _prune(folder: Path) -> None:
+    """Deletes all but the KEPT_BACKUPS newest backups, manifest first (a backup without one is gone), and any
+    partial file a killed process left (the one write in flight has just committed)."""
+    for manifest in sorted(folder.glob("step-*.json"), reverse=True)[KEPT_BACKUPS:]:
+        manifest.unlink(missing_ok=True)
+        for file in folder.glob(f"{manifest.stem}.*"):
+            file.unlink(missing_ok=True)
+    for partial in folder.glob(".step-*.partial.*"):
+        partial.unlink(missing_ok=True)
+
+
+def restore(model: keras.Model, backup: SavedBackup) -> None:
+    """Loads a backup into a built, compiled model: its weights, random streams' states and optimizer.
+
+    DataError when the backup holds other variables than the model (its config was changed since).
+    """
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    if backup.weights.suffix == ".h5":  # a backup of an earlier version, written by model.save_weights
+        model.load_weights(backup.weights)
+        return
+    with np.load(backup.weights) as arrays:
+        for group, variables in state_variables(model).items():
+            held = [arrays[name] for name in sorted(arrays.files) if name.startswith(f"{group}/")]
+            if [a.shape for a in held] != [tuple(v.shape) for v in variables]:
+                raise DataError(f"backup {backup.weights} holds another network ({len(held)} {group} variables for "
+                                f"the model's {len(variables)}, or other shapes): the run's config was changed since "
+                                f"it was written; train under another RUN=name, or move {backup.weights.parent} aside")
+            for variable, value in zip(variables, held, strict=True):
+                variable.assign(value)
+
+
+class BestModel:
+    """The best model so far: the epoch with the lowest validation top-1 error among those whose training and
+    validation losses are finite, kept as best.keras (the model without its optimizer: the backups hold that)
+    and best.json. Survives resumes: the best error so far is read from best.json when training starts.
+
+    `choose` decides on the training thread at an epoch's end; `write` writes that epoch's snapshot in the
+    background, through a copy of the model built once from its config (the live model trains on meanwhile).
+    Keras's ModelCheckpoint(save_best_only=True) keeps its best in memory (a resumed run forgets it), saves a
+    non-finite epoch's model, serialises on the training step, and has no multi-worker handling: hence this one.
     """
 
-    def __init__(self, backup_dir: str | Path, steps_per_epoch: int, every_steps: int = 0,
-                 task: Task = SINGLE_WORKER, resumed: SavedBackup | None = None):
+    def __init__(self, run: RunDir):
+        self.path, self.record = run / rundir.BEST_MODEL, run / rundir.BEST_RECORD
+        self.best = BestEpoch.read(self.record).val_top1_error if self.record.exists() else None
+        self.config = None  # the model's serialised config, taken on the training thread
+        self.copy: keras.Model | None = None  # built from it in the background, on the first write
+
+    def choose(self, model: keras.Model, epoch: int, logs: dict | None) -> BestEpoch | None:
+        """The record of this epoch when it is the best so far (epoch: 0-based, as Keras counts), else None."""
+        val = validation_errors(logs)
+        if val is None or not all(math.isfinite(logs[key]) for key in ("loss", "val_loss")):
+            return None  # a diverged network never becomes the best model, however its outputs rank
+        if self.best is not None and val.top1_error >= self.best:
+            return None
+        self.best = val.top1_error
+        if self.config is None:
+            self.config = keras.saving.serialize_keras_object(model)
+        return BestEpoch(epoch + 1, val.top1_error, val.top5_error)
+
+    def write(self, snapshot: Snapshot, chosen: BestEpoch) -> None:
+        """Writes the snapshot's weights as best.keras (under a temporary name, then renamed: a crash leaves the
+        previous best) and then best.json."""
+        if self.copy is None:
+            self.copy = keras.saving.deserialize_keras_object(self.config)
+        self.copy.set_weights(snapshot.arrays["weights"])
+        partial = self.path.with_name(f".{self.path.stem}.partial.keras")
+        try:
+            self.copy.save(partial)
+            os.replace(partial, self.path)
+        except Exception as e:
+            partial.unlink(missing_ok=True)
+            if is_disk_full(e):
+                raise disk_full_error(self.path, sum(a.nbytes for a in snapshot.arrays["weights"])) from e
+            raise
+        chosen.write(self.record)
+
+
+class Backup(keras.callbacks.Callback):
+    """Backs up the run (module doc): at the end of every epoch (with the best model, when the epoch is the
+    best so far), every every_seconds and every every_steps; `save` does it at any step (a stop on a signal).
+
+    `resumed`: the backup the driver restored; when it stands mid-epoch, its metric sums are added to the
+    resumed epoch's after its first step (fit resets the metrics when the epoch begins, and builds some of them
+    only in that step). In a multi-worker job (`agreement`), every worker backs up at the steps the workers
+    agreed on: the chief asks for the timed ones, any worker for a stop (`stop`: the request of this step, when
+    it asks every worker to stop). Only the chief writes. The backups are deleted by the driver's finish, once
+    the run is complete.
+    """
+
+    def __init__(self, run: RunDir, steps_per_epoch: int, epochs: int, every_steps: int = 0,
+                 every_seconds: float = 0, task: Task = SINGLE_WORKER, resumed: SavedBackup | None = None,
+                 agreement: JobAgreement | None = None):
         super().__init__()
-        self.dir, self.steps_per_epoch, self.every_steps = Path(backup_dir), steps_per_epoch, every_steps
-        self.task, self.resumed = task, resumed
+        self.dir, self.steps_per_epoch, self.last_step = run / rundir.BACKUP, steps_per_epoch, epochs * steps_per_epoch
+        self.every_steps, self.every_seconds = every_steps, every_seconds
+        self.task, self.resumed, self.agreement = task, resumed, agreement
+        self.best = BestModel(run)
+        self.writer = BackgroundWriter()
         self.epoch = 0
+        self.last_save = time.monotonic()
+        self.stop: Request | None = None
+        self.saved: Path | None = None  # the newest backup file (the chief's), once its write has committed
 
     def _global_step(self) -> int:
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_begin(self, logs=None):
+        self.last_save = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -156,96 +271,34 @@ class Backup(keras.callbacks.Callback):
             for variable in self.model.metrics_variables:  # the sums of the steps trained before the stop
                 variable.assign(variable + self.resumed.metrics[variable.path])
             self.resumed = None
-        if self.every_steps and self._global_step() % self.every_steps == 0:
+        step = self._global_step()
+        timed = self.every_seconds and time.monotonic() - self.last_save >= self.every_seconds
+        agreed = self.agreement.due(step) if self.agreement else None
+        if agreed or (self.every_steps and step % self.every_steps == 0) or (timed and not self.agreement):
             self.save()
+            self.stop = agreed if agreed and agreed.signal else None
+        elif timed and self.task.is_chief and step < self.last_step:  # every worker backs up after the next step
+            self.agreement.request(step)
+            self.last_save = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save(Position(epoch + 1, 0))
+        chosen = self.best.choose(self.model, epoch, logs) if self.task.is_chief else None
+        self.save(Position(epoch + 1, 0), chosen)
 
-    def save(self, position: Position | None = None) -> Path:
-        """Writes a backup of the model as it is now (position: where it stands; by default the current step
-        of this epoch); returns the weights file (the chief's)."""
+    def save(self, position: Position | None = None, best: BestEpoch | None = None) -> None:
+        """Backs up the model as it is now (position: where it stands; by default the current step of this
+        epoch), with best: writes it as the best model first. The step waits for the snapshot and for the write
+        before it, if one is still in flight; the write runs behind."""
         step = self._global_step()
         position = position or Position(self.epoch, step - self.epoch * self.steps_per_epoch)
-        name = f"step-{step:09d}"
-        folder = self.dir if self.task.is_chief else self.dir.parent / self.task.temp_dir_name()
-        folder.mkdir(parents=True, exist_ok=True)
-        weights = folder / f"{name}.weights.h5"
-        partial = folder / f".{name}.partial.weights.h5"  # Keras wants the .weights.h5 ending
-        metrics = {v.path: float(keras.ops.convert_to_numpy(v)) for v in self.model.metrics_variables}
-        try:
-            self.model.save_weights(partial, overwrite=True)
-            if not self.task.is_chief:
-                return weights
-            with open(partial, "rb+") as f:
-                os.fsync(f.fileno())  # on the disk before the rename makes it the backup
-            os.replace(partial, weights)
-            BackupManifest(weights=weights.name, epoch=position.epoch, step=position.step, global_step=step,
-                           bytes=weights.stat().st_size, sha256=file_sha256(weights), metrics=metrics,
-                           saved=now()).write(folder / f"{name}.json")
-        except Exception as e:
-            if is_disk_full(e):
-                raise disk_full_error(weights, state_bytes(self.model)) from e
-            raise
-        finally:
-            partial.unlink(missing_ok=True)
-            if not self.task.is_chief:
-                shutil.rmtree(folder, ignore_errors=True)
-        self._prune()
-        return weights
-
-    def _prune(self) -> None:
-        """Deletes all but the KEPT_BACKUPS newest backups, manifest first (a backup without one is gone)."""
-        for manifest in sorted(self.dir.glob("step-*.json"), reverse=True)[KEPT_BACKUPS:]:
-            manifest.unlink(missing_ok=True)
-            manifest.with_name(manifest.name.replace(".json", ".weights.h5")).unlink(missing_ok=True)
-
-
-def restore(model: keras.Model, backup: SavedBackup) -> None:
-    """Loads a backup's weights and optimizer into a built, compiled model."""
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    model.load_weights(backup.weights)
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Saves the model as .keras whenever the validation top-1 error is the lowest so far (survives resumes)
-    and the epoch's training and validation losses are finite.
-
-    Every worker saves (see Backup); only the chief keeps the file and writes the record. The best error
-    so far is read from the record when training starts, so every worker decides alike. Keras's
-    ModelCheckpoint(save_best_only=True) keeps its best in memory (a resumed run forgets it), saves a
-    non-finite epoch's model and has no multi-worker handling (every worker would write the one file):
-    hence this one.
-    """
-
-    def __init__(self, run: RunDir, task: Task = SINGLE_WORKER):
-        super().__init__()
-        self.path = run / rundir.BEST_MODEL
-        self.record = run / rundir.BEST_RECORD
-        self.task = task
-
-    def on_train_begin(self, logs=None):
-        self.best = BestEpoch.read(self.record).val_top1_error if self.record.exists() else None
-
-    def on_epoch_end(self, epoch, logs=None):
-        val = validation_errors(logs)
-        if val is None or not all(math.isfinite(logs[key]) for key in ("loss", "val_loss")):
-            return  # a diverged network never becomes the best model, however its outputs rank
-        if self.best is not None and val.top1_error >= self.best:
+        snapshot = take_snapshot(self.model, position, step)
+        self.last_save = time.monotonic()
+        if not self.task.is_chief:
             return
-        self.best = val.top1_error
-        chief = self.task.is_chief
-        tmp = self.path.with_name(".best.tmp.keras" if chief else f"{self.task.temp_dir_name()}.best.keras")
-        try:
-            self.model.save(tmp)
-        except Exception as e:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(e):
-                raise disk_full_error(self.path, state_bytes(self.model)) from e
-            raise
-        if not chief:
-            tmp.unlink()
-            return
-        tmp.replace(self.path)  # a crash mid-save leaves the previous best intact
-        BestEpoch(epoch + 1, val.top1_error, val.top5_error).write(self.record)
+
+        def write():
+            if best:  # before the backup that resumes after it: a resumed run never misses a best epoch
+                self.best.write(snapshot, best)
+            self.saved = write_backup(snapshot, self.dir)
+
+        self.writer.submit(write)

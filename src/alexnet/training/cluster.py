@@ -3,10 +3,9 @@
 Cluster launchers (Kubeflow's TFJob, or a shell per machine) set TF_CONFIG in every worker (in a Kubeflow
 Trainer v2 TrainJob, set_tf_config_from_trainjob makes it):
     {"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker", "index": 0}}
-With no "chief" in the cluster, worker 0 is the chief: it alone writes TensorBoard, best.keras, the
-export and the final metrics. Every worker must still take part in every save (variables such as metric
-totals are aggregated across workers while they are read), so the others write to a temporary folder
-of their own and delete it.
+With no "chief" in the cluster, worker 0 is the chief: it alone writes TensorBoard, the backups, best.keras,
+the export and the final metrics. Every worker still takes part in every backup's snapshot (variables such as
+metric totals are aggregated across workers while they are read; alexnet/training/agreement.py).
 """
 
 from __future__ import annotations
@@ -40,10 +39,6 @@ class Task:
     def name(self) -> str:
         """E.g. "worker 1"."""
         return f"{self.type} {self.index}"
-
-    def temp_dir_name(self) -> str:
-        """The folder a non-chief task saves into (and then deletes) where the chief saves the real thing."""
-        return f".workertemp_{self.type}_{self.index}"
 
 
 def current_task(environ=os.environ) -> Task:
@@ -113,23 +108,28 @@ def is_peer_loss(error: BaseException) -> bool:
 
 
 class PeerWatchdog:
-    """Ends the process with PeerLostError's exit code when training makes no progress for `seconds`.
+    """Ends the process with PeerLostError's exit code when training makes no progress for `seconds` (5 times
+    that before the first step of an epoch: tracing and filling the shuffle buffer take their time).
 
     A survivor can hang inside a collective when a peer dies instead of failing; the coordination
     service's heartbeat usually turns that into an error within seconds, and this bounds the rest.
-    `tick()` is called on every step, evaluation step and epoch end; `stop()` ends the watch.
+    `tick()` is called on every step, evaluation step and epoch end, `tick(slow=True)` when an epoch begins;
+    `stop()` ends the watch.
     """
+
+    FIRST_STEP_FACTOR = 5
 
     def __init__(self, task: Task, seconds: float):
         self.task, self.seconds = task, seconds
         self.last = time.monotonic()
+        self.slow = True  # the next step may take FIRST_STEP_FACTOR times as long
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="peer-watchdog", daemon=True)
         self.thread.start()
 
-    def tick(self) -> None:
-        """Records training progress (called after every step)."""
-        self.last = time.monotonic()
+    def tick(self, slow: bool = False) -> None:
+        """Records training progress; slow: the next step is an epoch's first."""
+        self.last, self.slow = time.monotonic(), slow
 
     def stop(self) -> None:
         """Ends the watch (training finished or failed on its own)."""
@@ -137,7 +137,8 @@ class PeerWatchdog:
 
     def _watch(self) -> None:
         while not self.done.wait(1.0):
-            if time.monotonic() - self.last > self.seconds:
-                print(f"error: {peer_lost_message(self.task, f'no training progress for {self.seconds:.0f} s')}",
+            limit = self.seconds * (self.FIRST_STEP_FACTOR if self.slow else 1)
+            if time.monotonic() - self.last > limit:
+                print(f"error: {peer_lost_message(self.task, f'no training progress for {limit:.0f} s')}",
                       file=sys.stderr, flush=True)
                 os._exit(PeerLostError.exit_code)  # the main thread may be stuck in a collective

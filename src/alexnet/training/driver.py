@@ -34,11 +34,9 @@ from alexnet.optim import PaperSGD
 from alexnet.random_streams import StepSeeds
 from alexnet.records import BestEpoch, DataInfo, FinalMetrics, FittedErrors, RunInfo, provenance
 from alexnet.rundir import RunDir, RunLock
+from alexnet.training.agreement import JobAgreement
 from alexnet.training.checkpoints import (
-    START,
     Backup,
-    KeepBest,
-    Position,
     SavedBackup,
     disk_full_error,
     find_backup,
@@ -62,6 +60,7 @@ from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
 from alexnet.training.reporting import TrainingReporter
 from alexnet.training.schedule import PlateauRule, ScheduledRate, learning_rate_schedule
+from alexnet.training.snapshots import START, Position
 from alexnet.training.stall import StallWatch
 from alexnet.training.upstream_fixes import apply_multi_worker_fixes
 
@@ -279,12 +278,15 @@ def compile_model(model: keras.Model, train_config, precision: str = "float32", 
 def make_callbacks(config: Config, run: RunDir, data: TrainingData, rate: ScheduledRate,
                    task: Task = SINGLE_WORKER, resumed: SavedBackup | None = None) -> list:
     """The callbacks stage, in the order Keras calls them: the divergence check (before anything saves a
-    step), the paper's plateau rule on rate (its state written before the backup that resumes from it), backups,
-    the per-step random streams, TensorBoard reporting and the stall check (the chief's), best model, frozen
-    layers, and last the stop on a signal (single-worker runs: every other callback has seen the step)."""
+    step), the paper's plateau rule on rate (its state written before the backup that resumes from it), backups
+    and the best model, the per-step random streams, TensorBoard reporting and the stall check (the chief's),
+    frozen layers, and last the stop on a signal (every other callback has seen the step). In a multi-worker
+    job the backups' steps are agreed on through the coordination service (alexnet/training/agreement.py)."""
     t = config.train
     chief = task.is_chief
-    backup = Backup(run / rundir.BACKUP, data.steps_per_epoch, t.backup_every_steps, task, resumed)
+    agreement = JobAgreement(task, t.peer_timeout_seconds) if task.count > 1 else None
+    backup = Backup(run, data.steps_per_epoch, t.epochs, t.backup_every_steps, t.backup_every_seconds, task, resumed,
+                    agreement)
     reporter = TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
                                 every_steps=config.tensorboard.every_steps) if chief else None
     return [
@@ -294,9 +296,8 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, rate: Schedu
         StepSeeds(),
         *([reporter] if reporter else []),
         *([StallWatch(reporter, t.stall_epochs, len(data.info.class_names))] if reporter and t.stall_epochs else []),
-        KeepBest(run, task),
         *([FreezeLayers(t.freeze, t.freeze_epochs)] if t.freeze else []),
-        *([SignalStop(backup)] if task.count == 1 else []),
+        SignalStop(backup),
     ]
 
 
@@ -306,17 +307,19 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
 
     A run resumed mid-epoch trains the rest of that epoch in a fit of its own (its first steps are in the
     backup: fit cannot start an epoch at a step), then the epochs after it; the History holds both.
-    SIGTERM and SIGINT stop a single-worker run after the current step (SignalStop). In a multi-worker job a
-    lost peer ends training with PeerLostError (exit status 138: restart all workers): from TensorFlow's
-    error, or from a watchdog when no step finishes in train.peer_timeout_seconds. A full disk anywhere in
-    the run's writers ends it with DiskFullError.
+    SIGTERM and SIGINT stop the run after the current step (SignalStop; in a multi-worker job, every worker
+    after the next step). In a multi-worker job a lost peer ends training with PeerLostError (exit status 138:
+    restart all workers): from TensorFlow's error, or from a watchdog when no step finishes in
+    train.peer_timeout_seconds. A full disk anywhere in the run's writers ends it with DiskFullError. Whatever
+    ends it, the backup write in flight commits first.
     """
     watchdog = PeerWatchdog(task, train_config.peer_timeout_seconds) if task.count > 1 else None
     if watchdog:
         tick = lambda *args, **kwargs: watchdog.tick()  # noqa: E731
-        callbacks = [*callbacks, keras.callbacks.LambdaCallback(on_train_batch_end=tick, on_epoch_end=tick,
-                                                                on_test_batch_end=tick)]
-    signals = next((c for c in callbacks if isinstance(c, SignalStop)), None)
+        callbacks = [*callbacks, keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda *args: watchdog.tick(slow=True), on_train_batch_end=tick, on_epoch_end=tick,
+            on_test_batch_end=tick)]
+    signals = next(c for c in callbacks if isinstance(c, SignalStop))
     backup = next(c for c in callbacks if isinstance(c, Backup))
     start, steps = data.start, data.steps_per_epoch
     # (training data, first epoch, end epoch, steps per epoch) of each fit.
@@ -327,8 +330,7 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
     history = keras.callbacks.History()
     history.on_train_begin()  # an empty record, to which each fit's epochs are added
     try:
-        if signals:
-            signals.install()
+        signals.install()
         for train, first, end, part_steps in parts:
             if first >= end:
                 continue
@@ -346,15 +348,19 @@ def fit(model: keras.Model, data: TrainingData, callbacks: list, train_config,
             for key, values in part.history.items():
                 history.history.setdefault(key, []).extend(values)
             history.epoch += part.epoch
+        backup.writer.wait()  # the last epoch's backup and best model are committed (or their error raised)
     except Exception as e:
+        with contextlib.suppress(Exception):  # the write in flight commits before the failure is reported
+            backup.writer.wait()
         if watchdog and is_peer_loss(e):
             raise PeerLostError(peer_lost_message(task, str(e))) from e
         if is_disk_full(e):
             raise disk_full_error(backup.dir.parent, state_bytes(model)) from e
         raise
     finally:
-        if signals:
-            signals.uninstall()
+        signals.uninstall()
+        if backup.agreement:
+            backup.agreement.close()
         if watchdog:
             watchdog.stop()
     return history

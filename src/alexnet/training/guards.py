@@ -4,7 +4,10 @@
                      stops at that step (DivergedError, exit status 6), before anything is saved from it.
     SignalStop       SIGTERM (Kubernetes, Slurm, spot instances: ~30 s before the kill) or SIGINT (Ctrl-C):
                      the current step finishes, a backup records it, and the run stops with 128 + the signal
-                     (143, 130); the same command resumes at that step. A second signal stops at once.
+                     (143, 130); the same command resumes at that step. A second signal stops at once. In a
+                     multi-worker job the signal reaches one worker: it asks every worker to back up after the
+                     next step and stop there (alexnet/training/agreement.py), and every worker exits with
+                     128 + that signal, the code the manifests restart the job on.
 
 Both go before the checkpoints in the callback list (Keras calls the callbacks in order), so a diverged
 step never reaches a backup or the best model, and an epoch's end is backed up before a signal stops it.
@@ -68,6 +71,7 @@ class SignalStop(keras.callbacks.Callback):
         super().__init__()
         self.backup = backup
         self.received: int | None = None
+        self.asked = False  # multi-worker: whether this worker has asked the others to stop
         self.previous: dict = {}
 
     def install(self) -> None:
@@ -86,22 +90,44 @@ class SignalStop(keras.callbacks.Callback):
             signal.raise_signal(number)
             return
         self.received = number
-        print(f"{signal.Signals(number).name} received: stopping after the current step", flush=True)
+        print(f"{signal.Signals(number).name} received: stopping after the "
+              f"{'current step' if self.backup.agreement is None else 'next step, with every worker'}", flush=True)
 
     def on_train_begin(self, logs=None):
-        if self.received is not None:  # before the first step: nothing new to back up
-            raise self._stopped("before training began; nothing new to back up")
+        if self.received is not None and self.backup.agreement is None:  # before the first step: nothing new
+            raise self._stopped(self.received, "before training began; nothing new to back up")
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.received is not None:
-            step, epoch, in_epoch = training_position(self.model, self.backup.steps_per_epoch)
-            path = self.backup.save()
-            raise self._stopped(f"after step {step} (epoch {epoch}, its step {in_epoch}), backed up to {path}")
+        step, epoch, in_epoch = training_position(self.model, self.backup.steps_per_epoch)
+        where = f"after step {step} (epoch {epoch}, its step {in_epoch})"
+        if self.backup.agreement is None:
+            if self.received is not None:
+                self.backup.save()
+                self.backup.writer.wait()
+                raise self._stopped(self.received, f"{where}, backed up to {self.backup.saved}")
+            return
+        if self.backup.stop:  # every worker backed up this step: all stop here
+            request = self.backup.stop
+            self.backup.writer.wait()
+            who = "" if request.sender == self.backup.task.name else f" sent to {request.sender}"
+            raise self._stopped(request.signal, f"{who} {where}, backed up with every worker".lstrip())
+        self._ask(step)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.received is not None:  # during validation: the epoch's end is backed up (Backup comes first)
-            raise self._stopped(f"at the end of epoch {epoch + 1}, backed up")
+        if self.received is None:
+            return
+        if self.backup.agreement is None:  # during validation: the epoch's end is backed up (Backup comes first)
+            self.backup.writer.wait()
+            raise self._stopped(self.received, f"at the end of epoch {epoch + 1}, backed up")
+        self._ask(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
 
-    def _stopped(self, where: str) -> StoppedBySignal:
-        name = signal.Signals(self.received).name
-        return StoppedBySignal(f"stopped by {name} {where}: run the same command again to resume", self.received)
+    def _ask(self, step: int) -> None:
+        """Multi-worker: asks every worker to stop after the next step, once, when a signal came (at the last step
+        there is no next one: the run ends anyway)."""
+        if self.received is not None and not self.asked and step < self.backup.last_step:
+            self.backup.agreement.request(step, self.received)
+            self.asked = True
+
+    def _stopped(self, number: int, where: str) -> StoppedBySignal:
+        return StoppedBySignal(f"stopped by {signal.Signals(number).name} {where}: run the same command again "
+                               f"{'on every worker ' if self.backup.agreement else ''}to resume", number)
