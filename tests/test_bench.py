@@ -40,8 +40,9 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
     for row in result.rows:
         assert row.median > 0 and row.samples == [pytest.approx(row.median, abs=0.01)], row
     ratios = {r.key: r for r in result.ratios}
-    assert set(ratios) == {"lrn", "jpeg_pipeline", "service", "large_jpeg_pipeline", "records_pipeline",
-                           "records_speedup", "fit", "run_steps_and_validation", "run_steps"}
+    assert set(ratios) == {"lrn", "backup_wait", "backup_write", "jpeg_pipeline", "service", "large_jpeg_pipeline",
+                           "records_pipeline", "records_speedup", "fit", "run_steps_and_validation", "run_steps"}
+    assert ratios["backup_wait"].value > 0 and ratios["backup_write"].value > 0  # in steps of the default step
     final = RunDir(tmp_path / "logs" / "bench_run").final_metrics()
     assert ratios["run_steps"].value == pytest.approx(final.train_seconds / final.wall_seconds)
     assert 0 < ratios["run_steps"].value < ratios["run_steps_and_validation"].value < 1

@@ -2,7 +2,8 @@
 
 (a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on; with
     `--peers torch` (`make bench PEERS=torch`), PyTorch's step on the same network beside them (peers.py);
-(b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN;
+(b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN; what a backup costs, in
+    steps: the snapshot the step waits for, and the write behind it (alexnet/training/snapshots.py);
 (c) the training input pipeline (make_dataset) on full-size JPEG files (also through a tf.data service
     dispatcher and worker in this process), on the same JPEGs upscaled (larger
     photos) and on prepared 256x256 records, each beside a bare read + tf.io.decode_jpeg loop over the same data;
@@ -27,6 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,8 +62,10 @@ from alexnet.records import (
     provenance,
 )
 from alexnet.rundir import RunDir
+from alexnet.training.checkpoints import write_backup
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
+from alexnet.training.snapshots import Position, take_snapshot
 
 AUTOTUNE = tf.data.AUTOTUNE
 TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9, "run_steps_and_validation": 0.9}
@@ -174,6 +178,32 @@ def _fit_here(settings, num_classes, image_size, precision, jit, lrn, data, seed
         dataset = training_batches(data, image_size, settings.batch, seed)
     samples = time_fit(_model(settings, num_classes, image_size, precision, jit, lrn), dataset, settings)
     return Timed(samples, peak_memory_gb())
+
+
+def backup_in_own_process(settings: BenchSettings, num_classes: int, image_size: int, precision: str,
+                          jit: bool) -> tuple[float, float]:
+    """(seconds the step waits for a backup's snapshot, seconds of its write behind the step), each the median
+    of settings.reps, for a fresh network with a built optimizer, in a spawned process of its own."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn, initializer=import_tensorflow_quietly) as process:
+        return process.submit(_backup_here, settings, num_classes, image_size, precision, jit).result()
+
+
+def _backup_here(settings, num_classes, image_size, precision, jit) -> tuple[float, float]:
+    """backup_in_own_process's work, in the child: take_snapshot, then write_backup of it (npz, flush, SHA-256,
+    rename, manifest), timed apart."""
+    model = _model(settings, num_classes, image_size, precision, jit)
+    model.fit(synthetic_dataset(settings.batch, image_size, num_classes), steps_per_epoch=1, epochs=1, verbose=0)
+    snapshots, writes = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for rep in range(1 + settings.reps):  # the first of each untimed: it allocates the host memory
+            started = time.perf_counter()
+            snapshot = take_snapshot(model, Position(0, rep), rep)
+            snapped = time.perf_counter()
+            write_backup(snapshot, Path(folder))
+            snapshots.append(snapped - started)
+            writes.append(time.perf_counter() - snapped)
+    return statistics.median(snapshots[1:]), statistics.median(writes[1:])
 
 
 def _bare_decode(encoded: tf.data.Dataset, batch: int) -> tf.data.Dataset:
@@ -297,6 +327,13 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     no_lrn = measure("step_no_lrn", f"step, synthetic uint8, no LRN, {_label(*default)}",
                      fit_in_own_process(settings, num_classes, image_size, *default, lrn=False).samples)
     ratio("lrn", "step with LRN / without LRN", step[default] / no_lrn, TARGETS["lrn"])
+    # What a backup costs: the snapshot the step waits for, and the write behind it, each in steps of this one.
+    step_seconds = settings.batch / step[default]
+    snapshot_seconds, write_seconds = backup_in_own_process(settings, num_classes, image_size, *default)
+    ratio("backup_wait", f"backup: the step's wait (snapshot to host memory, {snapshot_seconds:.2f} s) / one step",
+          snapshot_seconds / step_seconds)
+    ratio("backup_write", f"backup: the write behind the step ({write_seconds:.2f} s) / one step",
+          write_seconds / step_seconds)
 
     # (c) input pipelines: full-size JPEG files, the same upscaled, then prepared as 256x256 records.
     def pipeline_beside_bare(key, what, data, encoded, target=None):

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alexnet import rundir, tags
+from alexnet.config import TrainConfig
 from alexnet.errors import DataError
 from alexnet.files import write_text
 from alexnet.records import (
@@ -383,10 +384,37 @@ def targets_view(results: Results, name: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def guarantees_view(results: Results, name: str | None = None) -> str:
+    """What each fault costs a run at the default settings (TrainConfig's defaults), and what a backup costs the
+    step (make bench's record, published as name: bench by default)."""
+    name, train = name or "bench", TrainConfig()
+    every, peer = f"{train.backup_every_seconds:.0f} s", f"{train.peer_timeout_seconds} s"
+    rows = [("SIGTERM or Ctrl-C, one process", "nothing trained: the step in progress finishes, is backed up, and the "
+                                                "write commits before the process exits (143, 130)"),
+            ("SIGKILL, an out-of-memory kill, a lost machine", f"at most `train.backup_every_seconds` ({every}) of "
+                                                                f"training, less when an epoch ended since"),
+            ("SIGTERM to any worker of a multi-worker job", "nothing trained: every worker stops after the next step, "
+                                                            "backed up together, and exits with 143"),
+            ("a worker of a job killed or lost", f"the others stop within `train.peer_timeout_seconds` ({peer}; the "
+                                                  f"coordination service's heartbeat is usually sooner) with 138; the "
+                                                  f"job loses at most {every} of training")]
+    bench = results.get(name, BenchResult)
+    if bench is None or "backup_wait" not in {r.key for r in bench.ratios}:  # none, or one of an earlier version
+        bench, cost = None, not_published("what a backup costs", "make bench", name).strip("*")
+    else:
+        wait, write = bench.ratio("backup_wait").value, bench.ratio("backup_write").value
+        cost = (f"the step waits {percent(wait)} of a step for the snapshot; the write runs behind it for "
+                f"{write:.1f} steps' time ({bench.setup.variant} AlexNet, batch {bench.setup.batch}, "
+                f"{bench.setup.precision})")
+    rows.append(("a backup", cost))
+    lines = ["| fault, at the defaults | what it costs |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+    return "\n".join([*lines, "", made_line(bench)] if bench else lines)
+
+
 VIEWS: dict[str, Callable[[Results, str | None], str]] = {
     "summary": summary_view, "train": train_view, "seeds": seeds_view, "eval": eval_view, "bench": bench_view,
     "peers": peers_view, "claims": claims_view, "figure1": figure1_view, "compare": compare_view,
-    "run-contents": contents_view, "targets": targets_view,
+    "run-contents": contents_view, "targets": targets_view, "guarantees": guarantees_view,
 }
 
 
