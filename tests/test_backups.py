@@ -17,7 +17,7 @@ from alexnet.errors import DataError, DiskFullError
 from alexnet.records import BestEpoch
 from alexnet.rundir import RunDir
 from alexnet.training.checkpoints import BestModel, find_backup, restore, write_backup
-from alexnet.training.snapshots import BackgroundWriter, Position, take_snapshot
+from alexnet.training.snapshots import BackgroundWriter, HostCopy, Position, state_variables, take_snapshot
 from helpers import ROOT
 
 
@@ -37,23 +37,22 @@ def state(model: keras.Model) -> list[np.ndarray]:
 
 def test_a_snapshot_is_a_copy_the_training_step_can_change_after(tmp_path):
     model = small_model()
-    before = state(model)
-    snapshot = take_snapshot(model, Position(1, 2), 7)
+    groups = state_variables(model)
+    before = [keras.ops.convert_to_numpy(v) for group in ("weights", "states", "optimizer") for v in groups[group]]
+    snapshot = take_snapshot(model, HostCopy(model), Position(1, 2), 7)
     model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)  # training goes on
-    model.optimizer.variables[1].assign(model.optimizer.variables[1] + 1.0)
-    arrays = [*snapshot.arrays["weights"], *snapshot.arrays["states"], *snapshot.arrays["optimizer"]]
-    assert sum(len(a) for a in snapshot.arrays.values()) == len(before)
-    assert len(snapshot.arrays["states"]) == 1  # the dropout layer's seed generator
-    kernel = snapshot.arrays["weights"][0]
-    np.testing.assert_array_equal(kernel, before[0])
-    assert all(np.all(np.isfinite(a)) for a in arrays) and set(snapshot.metrics) == {
-        v.path for v in model.metrics_variables}
+    model.optimizer.momentums[0].assign(model.optimizer.momentums[0] + 1.0)
+    arrays = [array for _, array in snapshot.named_arrays()]
+    assert len(arrays) == len(before) and len(groups["states"]) == 1  # the dropout layer's seed generator
+    for got, want in zip(arrays, before, strict=True):
+        np.testing.assert_array_equal(got, want)  # as they were at the snapshot
+    assert set(snapshot.metrics) == {v.path for v in model.metrics_variables}
 
 
 def test_a_backup_restores_every_variable_and_refuses_another_network(tmp_path):
     model = small_model()
     expected = state(model)
-    path = write_backup(take_snapshot(model, Position(1, 2), 7), tmp_path)
+    path = write_backup(take_snapshot(model, HostCopy(model), Position(1, 2), 7), tmp_path)
     assert path.name == "step-000000007.npz" and not list(tmp_path.glob(".*partial*"))
     backup = find_backup(tmp_path)
     assert backup.position == Position(1, 2) and backup.weights == path
@@ -70,7 +69,7 @@ def test_only_the_two_newest_backups_are_kept_and_a_partial_file_left_by_a_kill_
     model = small_model()
     (tmp_path / ".step-000000003.partial.npz").write_bytes(b"half")
     for step in (1, 2, 3):
-        write_backup(take_snapshot(model, Position(0, step), step), tmp_path)
+        write_backup(take_snapshot(model, HostCopy(model), Position(0, step), step), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "step-000000002.json", "step-000000002.npz", "step-000000003.json", "step-000000003.npz"]
 
@@ -105,9 +104,9 @@ def test_the_writer_runs_one_write_at_a_time_and_hands_its_error_to_the_training
 def test_the_best_model_is_the_snapshots_weights_written_while_the_model_trains_on(tmp_path):
     model = small_model()
     best = BestModel(RunDir(tmp_path))
-    chosen = best.choose(model, 2, {"loss": 1.0, "val_loss": 1.0, "top1": 0.5, "top5": 1.0, "val_top1": 0.75,
-                                    "val_top5": 1.0})
-    snapshot = take_snapshot(model, Position(3, 0), 12)
+    chosen = best.choose(2, {"loss": 1.0, "val_loss": 1.0, "top1": 0.5, "top5": 1.0, "val_top1": 0.75,
+                             "val_top5": 1.0})
+    snapshot = take_snapshot(model, HostCopy(model), Position(3, 0), 12)
     images = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     expected = keras.ops.convert_to_numpy(model(images, training=False))
     model.layers[0].kernel.assign(model.layers[0].kernel * 2.0)  # the next epoch trains
@@ -127,21 +126,21 @@ KILLED_WRITE = textwrap.dedent("""
     from test_backups import small_model
     from alexnet.training import snapshots
     from alexnet.training.checkpoints import write_backup
-    from alexnet.training.snapshots import BackgroundWriter, Position, take_snapshot
+    from alexnet.training.snapshots import BackgroundWriter, HostCopy, Position, take_snapshot
 
     folder, model = Path(sys.argv[1]), small_model()
-    write_backup(take_snapshot(model, Position(0, 1), 1), folder)  # the backup a kill must leave loadable
+    host = HostCopy(model)
+    write_backup(take_snapshot(model, host, Position(0, 1), 1), folder)  # the backup a kill must leave loadable
     model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
 
-    def slow_savez(file, **arrays):  # half of the arrays written, then the write stalls until the kill
-        np.save(file, arrays.popitem()[1])
-        file.flush()
+    def slow_write(member, array, allow_pickle):  # the first array written, then the write stalls until the kill
+        member.write(array.tobytes())
         print("writing", flush=True)
         time.sleep(60)
 
-    snapshots.np.savez = slow_savez
+    snapshots.np.lib.format.write_array = slow_write
     writer = BackgroundWriter()
-    writer.submit(lambda: write_backup(take_snapshot(model, Position(0, 2), 2), folder))
+    writer.submit(lambda: write_backup(take_snapshot(model, host, Position(0, 2), 2), folder))
     writer.wait()
 """)
 

@@ -75,12 +75,11 @@ def test_a_model_compiled_with_the_accuracies_saves_and_loads(tmp_path):
 def test_an_epoch_whose_loss_is_not_finite_never_becomes_the_best_model(tmp_path):
     """The divergence guard stops on the training loss; a validation loss that is not finite reaches the choice."""
     best = BestModel(RunDir(tmp_path))
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     scores = {"top1": 0.5, "top5": 0.9, "val_top1": 0.5, "val_top5": 0.9}  # Keras's logs hold accuracies
-    first = best.choose(model, 0, {"loss": 1.0, "val_loss": 2.0, **scores})
+    first = best.choose(0, {"loss": 1.0, "val_loss": 2.0, **scores})
     assert (first.epoch, first.val_top1_error, first.val_top5_error) == (1, 0.5, pytest.approx(0.1))
-    assert best.choose(model, 1, {"loss": 1.0, "val_loss": float("nan"), **scores, "val_top1": 1.0}) is None
-    assert best.choose(model, 2, {"loss": float("inf"), "val_loss": 1.0, **scores, "val_top1": 1.0}) is None
-    assert best.choose(model, 3, {"loss": 1.0, "val_loss": 1.0, **scores}) is None  # only a lower error is better
-    later = best.choose(model, 4, {"loss": 1.0, "val_loss": 1.0, **scores, "val_top1": 0.75})
+    assert best.choose(1, {"loss": 1.0, "val_loss": float("nan"), **scores, "val_top1": 1.0}) is None
+    assert best.choose(2, {"loss": float("inf"), "val_loss": 1.0, **scores, "val_top1": 1.0}) is None
+    assert best.choose(3, {"loss": 1.0, "val_loss": 1.0, **scores}) is None  # only a lower error is better
+    later = best.choose(4, {"loss": 1.0, "val_loss": 1.0, **scores, "val_top1": 0.75})
     assert (later.epoch, later.val_top1_error) == (5, 0.25)

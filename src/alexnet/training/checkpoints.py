@@ -44,8 +44,10 @@ from alexnet.training.agreement import JobAgreement, Request
 from alexnet.training.cluster import SINGLE_WORKER, Task
 from alexnet.training.snapshots import (
     BackgroundWriter,
+    HostCopy,
     Position,
     Snapshot,
+    save_keras_file,
     state_variables,
     take_snapshot,
     write_npz,
@@ -186,22 +188,21 @@ def restore(model: keras.Model, backup: SavedBackup) -> None:
 
 class BestModel:
     """The best model so far: the epoch with the lowest validation top-1 error among those whose training and
-    validation losses are finite, kept as best.keras (the model without its optimizer: the backups hold that)
-    and best.json. Survives resumes: the best error so far is read from best.json when training starts.
+    validation losses are finite, kept as best.keras (the model compiled as the run's, without the optimizer's
+    state: the backups hold that) and best.json. Survives resumes: the best error so far is read from best.json
+    when training starts.
 
-    `choose` decides on the training thread at an epoch's end; `write` writes that epoch's snapshot in the
-    background, through a copy of the model built once from its config (the live model trains on meanwhile).
-    Keras's ModelCheckpoint(save_best_only=True) keeps its best in memory (a resumed run forgets it), saves a
-    non-finite epoch's model, serialises on the training step, and has no multi-worker handling: hence this one.
+    `choose` decides on the training thread at an epoch's end; `write` saves that epoch's snapshot (its host copy
+    of the model) in the background. Keras's ModelCheckpoint(save_best_only=True) keeps its best in memory (a
+    resumed run forgets it), saves a non-finite epoch's model, serialises on the training step, and has no
+    multi-worker handling: hence this one.
     """
 
     def __init__(self, run: RunDir):
         self.path, self.record = run / rundir.BEST_MODEL, run / rundir.BEST_RECORD
         self.best = BestEpoch.read(self.record).val_top1_error if self.record.exists() else None
-        self.config = None  # the model's serialised config, taken on the training thread
-        self.copy: keras.Model | None = None  # built from it in the background, on the first write
 
-    def choose(self, model: keras.Model, epoch: int, logs: dict | None) -> BestEpoch | None:
+    def choose(self, epoch: int, logs: dict | None) -> BestEpoch | None:
         """The record of this epoch when it is the best so far (epoch: 0-based, as Keras counts), else None."""
         val = validation_errors(logs)
         if val is None or not all(math.isfinite(logs[key]) for key in ("loss", "val_loss")):
@@ -209,25 +210,21 @@ class BestModel:
         if self.best is not None and val.top1_error >= self.best:
             return None
         self.best = val.top1_error
-        if self.config is None:
-            self.config = keras.saving.serialize_keras_object(model)
         return BestEpoch(epoch + 1, val.top1_error, val.top5_error)
 
     def write(self, snapshot: Snapshot, chosen: BestEpoch) -> None:
-        """Writes the snapshot's weights as best.keras (under a temporary name, then renamed: a crash leaves the
-        previous best) and then best.json."""
-        if self.copy is None:
-            self.copy = keras.saving.deserialize_keras_object(self.config)
-        self.copy.set_weights(snapshot.arrays["weights"])
+        """Saves the snapshot's weights as best.keras (under a temporary name, then renamed: a crash leaves the
+        previous best), then best.json."""
         partial = self.path.with_name(f".{self.path.stem}.partial.keras")
         try:
-            self.copy.save(partial)
+            save_keras_file(snapshot.host.model, partial)
             os.replace(partial, self.path)
         except Exception as e:
-            partial.unlink(missing_ok=True)
             if is_disk_full(e):
-                raise disk_full_error(self.path, sum(a.nbytes for a in snapshot.arrays["weights"])) from e
+                raise disk_full_error(self.path, snapshot.nbytes) from e
             raise
+        finally:
+            partial.unlink(missing_ok=True)
         chosen.write(self.record)
 
 
@@ -239,8 +236,9 @@ class Backup(keras.callbacks.Callback):
     resumed epoch's after its first step (fit resets the metrics when the epoch begins, and builds some of them
     only in that step). In a multi-worker job (`agreement`), every worker backs up at the steps the workers
     agreed on: the chief asks for the timed ones, any worker for a stop (`stop`: the request of this step, when
-    it asks every worker to stop). Only the chief writes. The backups are deleted by the driver's finish, once
-    the run is complete.
+    it asks every worker to stop). Only the chief writes. An epoch's last step is backed up by its end, after
+    the validation pass (a backup there would resume into an epoch with no step left). The backups are deleted
+    by the driver's finish, once the run is complete.
     """
 
     def __init__(self, run: RunDir, steps_per_epoch: int, epochs: int, every_steps: int = 0,
@@ -255,6 +253,7 @@ class Backup(keras.callbacks.Callback):
         self.epoch = 0
         self.last_save = time.monotonic()
         self.stop: Request | None = None
+        self.host: HostCopy | None = None  # the copy of the model the snapshots go into, made at the first save
         self.saved: Path | None = None  # the newest backup file (the chief's), once its write has committed
 
     def _global_step(self) -> int:
@@ -262,6 +261,8 @@ class Backup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.last_save = time.monotonic()
+        if self.task.is_chief and self.host is None:  # now, before the first step: building it takes memory
+            self.host = HostCopy(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -272,29 +273,34 @@ class Backup(keras.callbacks.Callback):
                 variable.assign(variable + self.resumed.metrics[variable.path])
             self.resumed = None
         step = self._global_step()
-        timed = self.every_seconds and time.monotonic() - self.last_save >= self.every_seconds
         agreed = self.agreement.due(step) if self.agreement else None
+        self.stop = agreed if agreed and agreed.signal else None
+        if step - self.epoch * self.steps_per_epoch == self.steps_per_epoch:
+            return  # the epoch's last step: its end is backed up next, after the validation pass
+        timed = self.every_seconds and time.monotonic() - self.last_save >= self.every_seconds
         if agreed or (self.every_steps and step % self.every_steps == 0) or (timed and not self.agreement):
             self.save()
-            self.stop = agreed if agreed and agreed.signal else None
         elif timed and self.task.is_chief and step < self.last_step:  # every worker backs up after the next step
             self.agreement.request(step)
             self.last_save = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        chosen = self.best.choose(self.model, epoch, logs) if self.task.is_chief else None
+        chosen = self.best.choose(epoch, logs) if self.task.is_chief else None
         self.save(Position(epoch + 1, 0), chosen)
 
     def save(self, position: Position | None = None, best: BestEpoch | None = None) -> None:
         """Backs up the model as it is now (position: where it stands; by default the current step of this
-        epoch), with best: writes it as the best model first. The step waits for the snapshot and for the write
-        before it, if one is still in flight; the write runs behind."""
+        epoch), with best: writes it as the best model first. The step waits for the write before it, if one is
+        still in flight, and for the snapshot; the write runs behind."""
         step = self._global_step()
         position = position or Position(self.epoch, step - self.epoch * self.steps_per_epoch)
-        snapshot = take_snapshot(self.model, position, step)
         self.last_save = time.monotonic()
-        if not self.task.is_chief:
+        if not self.task.is_chief:  # only its share of the metric sums: they are summed as they are read
+            for variable in self.model.metrics_variables:
+                keras.ops.convert_to_numpy(variable)
             return
+        self.writer.wait()  # one snapshot at a time: the host copy is free once the write before has committed
+        snapshot = take_snapshot(self.model, self.host, position, step)
 
         def write():
             if best:  # before the backup that resumes after it: a resumed run never misses a best epoch

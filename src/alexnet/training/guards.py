@@ -99,27 +99,29 @@ class SignalStop(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step, epoch, in_epoch = training_position(self.model, self.backup.steps_per_epoch)
+        if in_epoch == self.backup.steps_per_epoch:
+            return  # the epoch's last step: a stop waits for the epoch's end and its backup (on_epoch_end)
         where = f"after step {step} (epoch {epoch}, its step {in_epoch})"
         if self.backup.agreement is None:
             if self.received is not None:
                 self.backup.save()
                 self.backup.writer.wait()
                 raise self._stopped(self.received, f"{where}, backed up to {self.backup.saved}")
-            return
-        if self.backup.stop:  # every worker backed up this step: all stop here
-            request = self.backup.stop
-            self.backup.writer.wait()
-            who = "" if request.sender == self.backup.task.name else f" sent to {request.sender}"
-            raise self._stopped(request.signal, f"{who} {where}, backed up with every worker".lstrip())
-        self._ask(step)
+        elif self.backup.stop:  # every worker backed up this step: all stop here
+            raise self._job_stopped(where)
+        else:
+            self._ask(step)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.received is None:
-            return
-        if self.backup.agreement is None:  # during validation: the epoch's end is backed up (Backup comes first)
-            self.backup.writer.wait()
-            raise self._stopped(self.received, f"at the end of epoch {epoch + 1}, backed up")
-        self._ask(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+        where = f"at the end of epoch {epoch + 1}"  # the epoch's end is backed up (Backup comes first)
+        if self.backup.agreement is None:
+            if self.received is not None:
+                self.backup.writer.wait()
+                raise self._stopped(self.received, f"{where}, backed up")
+        elif self.backup.stop:
+            raise self._job_stopped(where)
+        else:
+            self._ask(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
 
     def _ask(self, step: int) -> None:
         """Multi-worker: asks every worker to stop after the next step, once, when a signal came (at the last step
@@ -127,6 +129,13 @@ class SignalStop(keras.callbacks.Callback):
         if self.received is not None and not self.asked and step < self.backup.last_step:
             self.backup.agreement.request(step, self.received)
             self.asked = True
+
+    def _job_stopped(self, where: str) -> StoppedBySignal:
+        """The stop every worker of a job makes at the step they agreed on, once the backup has committed."""
+        self.backup.writer.wait()
+        request = self.backup.stop
+        sent = "" if request.sender == self.backup.task.name else f"sent to {request.sender} "
+        return self._stopped(request.signal, f"{sent}{where}, backed up with every worker")
 
     def _stopped(self, number: int, where: str) -> StoppedBySignal:
         return StoppedBySignal(f"stopped by {signal.Signals(number).name} {where}: run the same command again "

@@ -4,21 +4,26 @@ taken on the training step, and a writer that writes it in a thread of its own.
 This is orbax's asynchronous checkpointing, in small: the step waits only for the copy of the variables to host
 memory (take_snapshot: ~0.1 s for the paper's network, weights and momentum, on a CPU); serialisation, flush,
 checksum and the atomic rename run behind it in the BackgroundWriter while training goes on. One write runs at a
-time: a new snapshot's write waits for the one in flight to commit, so no backup is ever skipped, and besides
-the model at most one snapshot is in memory. The process does not end before the write in flight has committed
-(the writer's thread is not a daemon, and fit waits for it); a kill during a write leaves a partial file under
-a temporary name, which no reader takes for a backup, and the previous backup intact.
+time: a new snapshot is taken once the write in flight has committed, so no backup is ever skipped and one
+snapshot is in memory at most. The weights go into a copy of the model kept on the host (HostCopy), from which
+the best model is saved as it is (a .keras file needs a model), the momentum and the random streams' states
+into NumPy arrays. The process does not end before the write in flight has committed (the writer's thread is
+not a daemon, and fit waits for it); a kill during a write leaves a partial file under a temporary name, which
+no reader takes for a backup, and the previous backup intact.
 
 A backup file is numpy's .npz: the model's weights, its other variables (the random streams' states) and the
-optimizer's variables, each group in the model's own order, under "<group>/<index>".
+optimizer's variables, each group in the model's own order, under "<group>/<index>", written one array at a
+time (memory: the largest array, not the whole state).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,24 +52,54 @@ def state_variables(model: keras.Model) -> dict[str, list]:
             "optimizer": list(model.optimizer.variables) if model.optimizer else []}
 
 
+class HostCopy:
+    """A copy of the model built once from its config on the host CPU, outside any distribution strategy (built
+    in a thread of its own: a strategy's scope belongs to the training thread), compiled as the model is but
+    with no optimizer state. A snapshot's weights are assigned into it; the best model is saved from it."""
+
+    def __init__(self, model: keras.Model):
+        config, built = keras.saving.serialize_keras_object(model), []
+
+        def build():
+            with keras.device("cpu:0"):
+                built.append(keras.saving.deserialize_keras_object(config))
+
+        thread = threading.Thread(target=build, name="host-copy")
+        thread.start()
+        thread.join()
+        self.model = built[0]
+
+    def take(self, model: keras.Model) -> None:
+        """Assigns the model's weights to the copy (a copy in memory; the copy must not be being written)."""
+        for copy, weight in zip(self.model.weights, model.weights, strict=True):
+            copy.assign(weight)
+
+
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """The training state at one step, copied to host memory: where it stands, the variables by group (GROUPS,
-    NumPy copies) and the epoch metrics' running sums (metric variable path: value)."""
+    """The training state at one step, in host memory: where it stands, the weights (in the host copy), the
+    random streams' states and the optimizer's variables (NumPy copies, in the model's order) and the epoch
+    metrics' running sums (metric variable path: value)."""
 
     position: Position
     global_step: int
-    arrays: dict[str, list[np.ndarray]]
+    host: HostCopy
+    arrays: dict[str, list[np.ndarray]]  # "states" and "optimizer"
     metrics: dict[str, float]
 
     @property
     def nbytes(self) -> int:
-        """The bytes of its arrays: about what its backup file takes."""
-        return sum(a.nbytes for arrays in self.arrays.values() for a in arrays)
+        """The bytes of its variables: about what its backup file takes."""
+        weights = sum(int(np.prod(w.shape)) * 4 for w in self.host.model.weights)
+        return weights + sum(a.nbytes for arrays in self.arrays.values() for a in arrays)
 
-    def named_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays under the names a backup file gives them ("<group>/<index>")."""
-        return {array_name(group, i): a for group, arrays in self.arrays.items() for i, a in enumerate(arrays)}
+    def named_arrays(self):
+        """(name in a backup file, array) of each variable, GROUPS' order, one NumPy array made at a time."""
+        for i, weight in enumerate(self.host.model.weights):
+            yield array_name("weights", i), keras.ops.convert_to_numpy(weight)
+        for group in GROUPS[1:]:
+            for i, array in enumerate(self.arrays[group]):
+                yield array_name(group, i), array
 
 
 def array_name(group: str, index: int) -> str:
@@ -72,22 +107,39 @@ def array_name(group: str, index: int) -> str:
     return f"{group}/{index:05d}"
 
 
-def take_snapshot(model: keras.Model, position: Position, global_step: int) -> Snapshot:
-    """Copies the model's and its optimizer's variables and its metric sums to host memory (what the training
-    step waits for). In a multi-worker job every worker takes it at the same step: the metric sums are summed
-    across workers as they are read."""
-    arrays = {group: [keras.ops.convert_to_numpy(v) for v in variables]  # NumPy copies
-              for group, variables in state_variables(model).items()}
+def take_snapshot(model: keras.Model, host: HostCopy, position: Position, global_step: int) -> Snapshot:
+    """Copies the model's weights into host (its copy on the host), its other variables and its optimizer's to
+    NumPy, and its metric sums: what the training step waits for. In a multi-worker job every worker takes it
+    at the same step: the metric sums are summed across workers as they are read."""
+    host.take(model)
+    variables = state_variables(model)
+    arrays = {group: [keras.ops.convert_to_numpy(v) for v in variables[group]] for group in GROUPS[1:]}
     metrics = {v.path: float(keras.ops.convert_to_numpy(v)) for v in model.metrics_variables}
-    return Snapshot(position, global_step, arrays, metrics)
+    return Snapshot(position, global_step, host, arrays, metrics)
 
 
 def write_npz(path: Path, snapshot: Snapshot) -> None:
-    """Writes the snapshot's arrays to path as .npz and flushes it to the disk."""
+    """Writes the snapshot to path as numpy's .npz (what np.savez writes, an array at a time) and flushes it to
+    the disk."""
     with open(path, "wb") as f:
-        np.savez(f, **snapshot.named_arrays())
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in snapshot.named_arrays():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())  # on the disk before a rename makes it the backup
+
+
+def save_keras_file(model: keras.Model, path: Path) -> None:
+    """Saves model as a .keras file at path: Keras's unzipped layout written into a temporary folder beside it
+    (the weights straight to the disk, a variable at a time), then stored in the zip a .keras file is. Keras's
+    own .keras writer holds the whole weights file in memory first."""
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}-") as folder:
+        model.save(Path(folder) / "model", zipped=False)
+        files = sorted(p for p in (Path(folder) / "model").rglob("*") if p.is_file())
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for file in files:
+                archive.write(file, file.relative_to(Path(folder) / "model").as_posix())
 
 
 class BackgroundWriter:
