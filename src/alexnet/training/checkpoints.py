@@ -30,6 +30,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -253,6 +254,8 @@ class Backup(keras.callbacks.Callback):
         self.epoch = 0
         self.last_save = time.monotonic()
         self.stop: Request | None = None
+        # What else is written from each epoch's end snapshot, behind the step (the reporter's weight pictures).
+        self.epoch_end_writers: list[Callable[[Snapshot], None]] = []
         self.host: HostCopy | None = None  # the copy of the model the snapshots go into, made at the first save
         self.saved: Path | None = None  # the newest backup file (the chief's), once its write has committed
 
@@ -286,12 +289,14 @@ class Backup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         chosen = self.best.choose(epoch, logs) if self.task.is_chief else None
-        self.save(Position(epoch + 1, 0), chosen)
+        self.save(Position(epoch + 1, 0), chosen, self.epoch_end_writers)
 
-    def save(self, position: Position | None = None, best: BestEpoch | None = None) -> None:
+    def save(self, position: Position | None = None, best: BestEpoch | None = None,
+             also: Sequence[Callable[[Snapshot], None]] = ()) -> None:
         """Backs up the model as it is now (position: where it stands; by default the current step of this
-        epoch), with best: writes it as the best model first. The step waits for the write before it, if one is
-        still in flight, and for the snapshot; the write runs behind."""
+        epoch), with best: writes it as the best model first; then whatever `also` writes from the same
+        snapshot. The step waits for the write before it, if one is still in flight, and for the snapshot; the
+        write runs behind."""
         step = self._global_step()
         position = position or Position(self.epoch, step - self.epoch * self.steps_per_epoch)
         self.last_save = time.monotonic()
@@ -306,5 +311,7 @@ class Backup(keras.callbacks.Callback):
             if best:  # before the backup that resumes after it: a resumed run never misses a best epoch
                 self.best.write(snapshot, best)
             self.saved = write_backup(snapshot, self.dir)
+            for write_more in also:
+                write_more(snapshot)
 
         self.writer.submit(write)

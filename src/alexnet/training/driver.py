@@ -289,6 +289,8 @@ def make_callbacks(config: Config, run: RunDir, data: TrainingData, rate: Schedu
                     agreement)
     reporter = TrainingReporter(run.path, config, t.global_batch_size, sample=data.sample,
                                 every_steps=config.tensorboard.every_steps) if chief else None
+    if reporter:
+        backup.epoch_end_writers.append(reporter.write_weight_summaries)
     return [
         DivergenceGuard(len(data.info.class_names), t.max_loss_multiple, data.steps_per_epoch),
         *([PlateauRule(t, rate, run / rundir.LR_SCHEDULE, write_state=chief)] if t.schedule == "paper" else []),

@@ -50,13 +50,18 @@ class EpochPictures:
         self.seed = stream_seed(seed, "tensorboard/colour_noise")
         self.colour_noise = None  # a copy of the model's layer with the stream above, made on first use
 
-    def write(self, model: keras.Model, step: int) -> None:
-        """Both pictures at step (inputs/augmented only with a sample)."""
-        if self.sample is not None:
-            if self.colour_noise is None:
-                layer = model.get_layer("colour_noise")
-                self.colour_noise = type(layer).from_config({**layer.get_config(), "seed": self.seed})
-            seen = np.clip(keras.ops.convert_to_numpy(self.colour_noise(self.sample[0], training=True)), 0, 255)
-            tf.summary.image(tags.INPUTS, tile(seen / 255.0, columns=8), step=step)
+    def write_inputs(self, model: keras.Model, step: int) -> None:
+        """inputs/augmented at step (nothing without a sample)."""
+        if self.sample is None:
+            return
+        if self.colour_noise is None:
+            layer = model.get_layer("colour_noise")
+            self.colour_noise = type(layer).from_config({**layer.get_config(), "seed": self.seed})
+        seen = np.clip(keras.ops.convert_to_numpy(self.colour_noise(self.sample[0], training=True)), 0, 255)
+        tf.summary.image(tags.INPUTS, tile(seen / 255.0, columns=8), step=step)
+
+    @staticmethod
+    def write_filters(model: keras.Model, step: int) -> None:
+        """filters/conv1 of model at step."""
         kernel = keras.ops.convert_to_numpy(first_convolution(model).kernel)
         tf.summary.image(tags.FILTERS, conv1_filter_grid(kernel), step=step)

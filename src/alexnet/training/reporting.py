@@ -2,7 +2,8 @@
 
 Per step (every tensorboard.every_steps): training scalars; every tensorboard.layer_stats_steps, per-layer
 statistics (layer_stats.py). Per epoch: the epoch's scalars (scalars.py), its console line and history.csv row
-(history.py), peak memory (memory.py), the pictures (pictures.py) and weight histograms (histograms.py). Once:
+(history.py), peak memory (memory.py), the augmented inputs (pictures.py), and, from the epoch's backup snapshot
+behind the step (write_weight_summaries), conv1's filters and the weight histograms (histograms.py). Once:
 the config as text and the hparams (hparams.py); at the run's end, the final metrics; an optional profiler trace.
 """
 
@@ -24,6 +25,7 @@ from alexnet.training.layer_stats import LayerProbe
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.pictures import EpochPictures
 from alexnet.training.scalars import RUN, TRAIN, VALIDATION, EventWriters
+from alexnet.training.snapshots import Snapshot
 
 
 class TrainingReporter(keras.callbacks.Callback):
@@ -109,12 +111,23 @@ class TrainingReporter(keras.callbacks.Callback):
                                                        tags.epoch(tags.TOP5_ERROR): row.val_top5_error})
         print(row.line(self.config.train.epochs), flush=True)
         append_history(self.run_dir / rundir.HISTORY, row)
-        if self.events.is_new(RUN, tags.FILTERS, row.step):
+        if self.config.tensorboard.images and self.events.is_new(RUN, tags.INPUTS, row.step):
             with self.events.run_writer(row.step):
-                if self.config.tensorboard.images:
-                    self.pictures.write(self.model, row.step)
-                if self.config.tensorboard.histograms:
-                    write_weight_histograms(self.model, row.step)
+                self.pictures.write_inputs(self.model, row.step)
+        self.events.flush()
+
+    def write_weight_summaries(self, snapshot: Snapshot) -> None:
+        """conv1's filters and the weight histograms at an epoch's end, from that epoch's backup snapshot (its
+        host copy of the model): the backup writer's thread calls it, behind the training step."""
+        step, model, board = snapshot.global_step, snapshot.host.model, self.config.tensorboard
+        first = tags.FILTERS if board.images else tags.weights(model.trainable_weights[0].path)
+        if not (board.images or board.histograms) or not self.events.is_new(RUN, first, step):
+            return  # nothing asked for, or written before this run was resumed
+        with self.events.run_writer(step):
+            if board.images:
+                self.pictures.write_filters(model, step)
+            if board.histograms:
+                write_weight_histograms(model, step)
         self.events.flush()
 
     def _history_row(self, epoch: int, logs: dict) -> HistoryRow:

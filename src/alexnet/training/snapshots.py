@@ -1,19 +1,19 @@
 """What a run's backups and its best model are written from: a snapshot of the training state in host memory,
 taken on the training step, and a writer that writes it in a thread of its own.
 
-This is orbax's asynchronous checkpointing, in small: the step waits only for the copy of the variables to host
-memory (take_snapshot: ~0.1 s for the paper's network, weights and momentum, on a CPU); serialisation, flush,
-checksum and the atomic rename run behind it in the BackgroundWriter while training goes on. One write runs at a
-time: a new snapshot is taken once the write in flight has committed, so no backup is ever skipped and one
-snapshot is in memory at most. The weights go into a copy of the model kept on the host (HostCopy), from which
-the best model is saved as it is (a .keras file needs a model), the momentum and the random streams' states
-into NumPy arrays. The process does not end before the write in flight has committed (the writer's thread is
-not a daemon, and fit waits for it); a kill during a write leaves a partial file under a temporary name, which
-no reader takes for a backup, and the previous backup intact.
+This is orbax's asynchronous checkpointing, in small: the step waits only for the copy of the state to host
+memory (take_snapshot: the weights copied into a host copy of the model, the momentum and the random streams'
+states held as they are by copy-on-write, host_view); serialisation, flush, checksum and the atomic rename run
+behind it in the BackgroundWriter while training goes on. One write runs at a time: a new snapshot is taken
+once the write in flight has committed, so no backup is ever skipped and one snapshot is in memory at most.
+The best model is saved from the host copy as it is (a .keras file needs a model). The process does not end
+before the write in flight has committed (the writer's thread is not a daemon, and fit waits for it); a kill
+during a write leaves a partial file under a temporary name, which no reader takes for a backup, and the
+previous backup intact.
 
 A backup file is numpy's .npz: the model's weights, its other variables (the random streams' states) and the
 optimizer's variables, each group in the model's own order, under "<group>/<index>", written one array at a
-time (memory: the largest array, not the whole state).
+time from the snapshot's buffers (no copy of the whole state is made for it).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 GROUPS = ("weights", "states", "optimizer")  # the variable groups of a backup file, in this order
 
@@ -75,11 +76,24 @@ class HostCopy:
             copy.assign(weight)
 
 
+def host_view(variable) -> np.ndarray:
+    """The variable's value as a read-only NumPy array in host memory: on a CPU a view of its buffer, no copy.
+
+    TensorFlow copies a variable's buffer before an update when anything else holds it (copy-on-write), so the
+    view keeps the value it had when taken while training goes on; on a GPU the value is copied to the host.
+    """
+    tensor = tf.convert_to_tensor(variable)
+    try:
+        return np.asarray(memoryview(tensor))
+    except (TypeError, ValueError):  # a dtype the buffer protocol has no format for (bfloat16): a copy
+        return tensor.numpy()
+
+
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
     """The training state at one step, in host memory: where it stands, the weights (in the host copy), the
-    random streams' states and the optimizer's variables (NumPy copies, in the model's order) and the epoch
-    metrics' running sums (metric variable path: value)."""
+    random streams' states and the optimizer's variables (host_view: the buffers as they are, kept by
+    copy-on-write while training goes on) and the epoch metrics' running sums (metric variable path: value)."""
 
     position: Position
     global_step: int
@@ -90,13 +104,12 @@ class Snapshot:
     @property
     def nbytes(self) -> int:
         """The bytes of its variables: about what its backup file takes."""
-        weights = sum(int(np.prod(w.shape)) * 4 for w in self.host.model.weights)
-        return weights + sum(a.nbytes for arrays in self.arrays.values() for a in arrays)
+        return sum(array.nbytes for _, array in self.named_arrays())
 
     def named_arrays(self):
-        """(name in a backup file, array) of each variable, GROUPS' order, one NumPy array made at a time."""
+        """(name in a backup file, array) of each variable, in GROUPS' order."""
         for i, weight in enumerate(self.host.model.weights):
-            yield array_name("weights", i), keras.ops.convert_to_numpy(weight)
+            yield array_name("weights", i), host_view(weight)
         for group in GROUPS[1:]:
             for i, array in enumerate(self.arrays[group]):
                 yield array_name(group, i), array
@@ -108,12 +121,12 @@ def array_name(group: str, index: int) -> str:
 
 
 def take_snapshot(model: keras.Model, host: HostCopy, position: Position, global_step: int) -> Snapshot:
-    """Copies the model's weights into host (its copy on the host), its other variables and its optimizer's to
-    NumPy, and its metric sums: what the training step waits for. In a multi-worker job every worker takes it
-    at the same step: the metric sums are summed across workers as they are read."""
+    """Copies the model's weights into host (its copy on the host) and takes host views of its other variables
+    and its optimizer's, and its metric sums: what the training step waits for. In a multi-worker job every
+    worker takes it at the same step: the metric sums are summed across workers as they are read."""
     host.take(model)
     variables = state_variables(model)
-    arrays = {group: [keras.ops.convert_to_numpy(v) for v in variables[group]] for group in GROUPS[1:]}
+    arrays = {group: [host_view(v) for v in variables[group]] for group in GROUPS[1:]}
     metrics = {v.path: float(keras.ops.convert_to_numpy(v)) for v in model.metrics_variables}
     return Snapshot(position, global_step, host, arrays, metrics)
 
