@@ -48,6 +48,7 @@ from alexnet.training.snapshots import (
     HostCopy,
     Position,
     Snapshot,
+    return_freed_memory,
     save_keras_file,
     state_variables,
     take_snapshot,
@@ -134,25 +135,42 @@ def disk_full_error(path: Path, needed: int) -> DiskFullError:
                          f"the same command again to resume from the last backup")
 
 
-def write_backup(snapshot: Snapshot, folder: Path) -> Path:
-    """Writes the snapshot as a backup in folder (module doc), keeps the KEPT_BACKUPS newest; returns its file."""
-    name = f"step-{snapshot.global_step:09d}"
-    path, partial = folder / f"{name}.npz", folder / f".{name}.partial.npz"
+def stage_backup(snapshot: Snapshot, folder: Path) -> Path:
+    """Writes the snapshot's npz under a temporary name in folder, flushed to the disk; returns that path
+    (commit_backup makes it the backup)."""
     folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".step-{snapshot.global_step:09d}.partial.npz"
     try:
         write_npz(partial, snapshot)
+    except Exception as e:
+        partial.unlink(missing_ok=True)
+        if is_disk_full(e):
+            raise disk_full_error(partial, snapshot.nbytes) from e
+        raise
+    return partial
+
+
+def commit_backup(partial: Path, snapshot: Snapshot) -> Path:
+    """Renames a staged npz into place and writes its manifest last (module doc), keeps the KEPT_BACKUPS newest;
+    returns the backup's file."""
+    name = f"step-{snapshot.global_step:09d}"
+    path = partial.with_name(f"{name}.npz")
+    try:
         os.replace(partial, path)
         BackupManifest(weights=path.name, epoch=snapshot.position.epoch, step=snapshot.position.step,
                        global_step=snapshot.global_step, bytes=path.stat().st_size, sha256=file_sha256(path),
-                       metrics=snapshot.metrics, saved=now()).write(folder / f"{name}.json")
+                       metrics=snapshot.metrics, saved=now()).write(path.with_name(f"{name}.json"))
     except Exception as e:
-        if is_disk_full(e):
-            raise disk_full_error(path, snapshot.nbytes) from e
+        if is_disk_full(e):  # the manifest, beside the file it vouches for
+            raise disk_full_error(path.with_name(f"{name}.json"), 4096) from e
         raise
-    finally:
-        partial.unlink(missing_ok=True)
-    _prune(folder)
+    _prune(path.parent)
     return path
+
+
+def write_backup(snapshot: Snapshot, folder: Path) -> Path:
+    """Writes the snapshot as a backup in folder (module doc), keeps the KEPT_BACKUPS newest; returns its file."""
+    return commit_backup(stage_backup(snapshot, folder), snapshot)
 
 
 def _prune(folder: Path) -> None:
@@ -308,10 +326,13 @@ class Backup(keras.callbacks.Callback):
         snapshot = take_snapshot(self.model, self.host, position, step)
 
         def write():
-            if best:  # before the backup that resumes after it: a resumed run never misses a best epoch
+            staged = stage_backup(snapshot, self.dir)
+            snapshot.release_buffers()  # the momentum is in the file: only the weights are held from here
+            if best:  # before the backup that resumes after it commits: a resumed run never misses a best epoch
                 self.best.write(snapshot, best)
-            self.saved = write_backup(snapshot, self.dir)
             for write_more in also:
                 write_more(snapshot)
+            self.saved = commit_backup(staged, snapshot)
+            return_freed_memory()
 
         self.writer.submit(write)

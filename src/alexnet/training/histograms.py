@@ -11,6 +11,7 @@ import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from alexnet import tags
+from alexnet.training.snapshots import host_view
 
 HISTOGRAM_BUCKETS = 30  # tf.summary.histogram's default
 HISTOGRAM_CHUNK = 1 << 22  # values counted at a time: 32 MB of float64, whatever the size of the weight
@@ -59,4 +60,4 @@ def write_weight_histograms(model: keras.Model, step: int) -> None:
     """A histogram of every trainable weight of model, under weights/<its path>, to the default writer."""
     for weight in model.weights:
         if weight.trainable:
-            write_histogram(tags.weights(weight.path), keras.ops.convert_to_numpy(weight), step)
+            write_histogram(tags.weights(weight.path), host_view(weight), step)  # no copy of the weight

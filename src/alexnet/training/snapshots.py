@@ -18,6 +18,8 @@ time from the snapshot's buffers (no copy of the whole state is made for it).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import os
 import tempfile
@@ -106,6 +108,12 @@ class Snapshot:
         """The bytes of its variables: about what its backup file takes."""
         return sum(array.nbytes for _, array in self.named_arrays())
 
+    def release_buffers(self) -> None:
+        """Lets go of the momentum and random streams' buffers (once they are in the backup file): only the host
+        copy's weights remain, for the best model and the pictures."""
+        for arrays in self.arrays.values():
+            arrays.clear()
+
     def named_arrays(self):
         """(name in a backup file, array) of each variable, in GROUPS' order."""
         for i, weight in enumerate(self.host.model.weights):
@@ -129,6 +137,13 @@ def take_snapshot(model: keras.Model, host: HostCopy, position: Position, global
     arrays = {group: [host_view(v) for v in variables[group]] for group in GROUPS[1:]}
     metrics = {v.path: float(keras.ops.convert_to_numpy(v)) for v in model.metrics_variables}
     return Snapshot(position, global_step, host, arrays, metrics)
+
+
+def return_freed_memory() -> None:
+    """Hands the memory a write freed back to the operating system (glibc keeps a thread's freed blocks for
+    reuse, so each write would raise the process's resident memory a little more); nothing elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def write_npz(path: Path, snapshot: Snapshot) -> None:
