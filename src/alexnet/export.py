@@ -61,14 +61,19 @@ def export_savedmodel(model: keras.Model, class_names: list[str], export_dir, re
     return export_dir
 
 
-def export_run(run_dir) -> Path:
+def export_run(run_dir, model: keras.Model | None = None) -> Path:
     """Exports run_dir's best checkpoint (best.keras, loaded with safe_mode) to run_dir/export/.
 
+    model: a model built from the run's config, into which best.keras's weights are read (training passes the
+    copy of its model it keeps on the host, so that no second model is built); None: best.keras is loaded.
     The class names and the evaluation pre-processing are the run's own (its classes.json and config.yaml).
     """
     run = RunDir(run_dir)
     config, class_names = run.load_config(), run.class_names()
-    model = load_best_model(run)
+    if model is None:
+        model = load_best_model(run)
+    else:
+        model.load_weights(run / rundir.BEST_MODEL)  # read from the file as it goes, not into memory first
     export_dir = export_savedmodel(model, class_names, run / rundir.EXPORT, config.data.resize_size)
     print(f"exported {run / rundir.BEST_MODEL} to {export_dir} (signatures: serve, classify)")
     return export_dir

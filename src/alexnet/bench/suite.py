@@ -68,7 +68,7 @@ from alexnet.training.precision import resolve_precision
 from alexnet.training.snapshots import Position, take_snapshot
 
 AUTOTUNE = tf.data.AUTOTUNE
-TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9, "run_steps_and_validation": 0.9}
+TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9, "run_steps_and_validation": 0.94}  # 6% outside
 MEMORY_TARGET_GB = 4.0  # the peak of a default training run (a 16 GB laptop must hold it and more)
 
 

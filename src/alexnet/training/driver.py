@@ -92,8 +92,10 @@ def train_and_evaluate(config: Config, run_dir: str | Path) -> FinalMetrics | No
         history = fit(model, data, callbacks, config.train, task)
         fit_seconds = time.perf_counter() - fit_start
         reporter = next((c for c in callbacks if isinstance(c, TrainingReporter)), None)
+        host = next(c for c in callbacks if isinstance(c, Backup)).host
         fitted = fitted_errors(model, config, run) if task.is_chief and config.eval.train_error_images else None
-        return finish(run, model, history, Timing(started, fit_seconds, reporter), fitted, task)
+        return finish(run, model, history, Timing(started, fit_seconds, reporter), fitted, task,
+                      host.model if host else None)
 
 
 def make_strategy(train_config, task: Task = SINGLE_WORKER) -> tf.distribute.Strategy:
@@ -401,10 +403,12 @@ class Timing:
 
 
 def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, timing: Timing,
-           fitted: FittedErrors | None, task: Task = SINGLE_WORKER) -> FinalMetrics | None:
-    """The finish stage: the chief exports the best model and writes the final metrics (the run is then
-    complete) and prints the run's closing lines; every worker reports, in a multi-worker job with a digest of
-    its weights (equal on all). Returns the final metrics (None on a worker other than the chief)."""
+           fitted: FittedErrors | None, task: Task = SINGLE_WORKER,
+           export_model: keras.Model | None = None) -> FinalMetrics | None:
+    """The finish stage: the chief exports the best model (through export_model, the backups' host copy of the
+    model, when there is one) and writes the final metrics (the run is then complete) and prints the run's
+    closing lines; every worker reports, in a multi-worker job with a digest of its weights (equal on all).
+    Returns the final metrics (None on a worker other than the chief)."""
     if task.count > 1:
         digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
         print(f"{task.name}: final weights sha256 {digest}", flush=True)
@@ -412,7 +416,7 @@ def finish(run: RunDir, model: keras.Model, history: keras.callbacks.History, ti
         print(f"{task.name}: training done; the chief writes the run's files", flush=True)
         return None
     best = BestEpoch.read(run / rundir.BEST_RECORD)
-    export_dir = export_run(run.path)
+    export_dir = export_run(run.path, export_model)
     final = FinalMetrics(
         # The convolutions' policy: the model's own is float32, and so are its pre-processing, LRN and softmax.
         best=best, parameters=model.count_params(), precision=weighted_layers(model)[0].dtype_policy.name,
