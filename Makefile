@@ -10,11 +10,20 @@ PICTURES ?=
 WEIGHTS ?= imagenet
 PYTHON ?= python3
 PEERS ?=
-AS ?=
+# AS is also make's built-in name of the assembler (as): empty unless given.
+ifeq ($(origin AS),default)
+AS :=
+endif
+# make image: the tag to build (deploy/'s manifests run registry.example.com/alexnet-keras:latest) and TensorFlow's
+# image to build on (empty: the Dockerfile's, tensorflow/tensorflow:2.21.0-gpu; tensorflow/tensorflow:2.21.0 for CPUs).
+IMAGE ?= registry.example.com/alexnet-keras:latest
+BASE_IMAGE ?=
 
 VENV := .venv
 PY := $(VENV)/bin/python
 RUN_ARGS := --config $(CONFIG) --run $(RUN) $(ARGS)
+# The oldest Python the code runs on: pyproject.toml's requires-python (">=3.11"), which make lint checks.
+PYTHON_FLOOR := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 # TensorFlow's C++ logs are fatal-only by default (python -m alexnet sets TF_CPP_MIN_LOG_LEVEL=3 unless
 # it is set): `make train TF_CPP_MIN_LOG_LEVEL=0` shows them all.
 ifdef TF_CPP_MIN_LOG_LEVEL
@@ -22,7 +31,7 @@ export TF_CPP_MIN_LOG_LEVEL
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report import tensorboard bench bench-gpu first-run publish docs
+.PHONY: help install train lr-find claims compare data-service test test-fast lint summary data digits prepare eval predict export report import tensorboard bench bench-gpu first-run publish docs image
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,8 +69,14 @@ test: lint ## lint, then run the whole test suite, slow end-to-end tests include
 test-fast: lint ## the tests not marked slow (no subprocess CLIs, trainings or full-size builds): under 2 minutes
 	$(PY) -m pytest tests -m "not slow" --durations=10
 
-lint: $(VENV)/.installed ## ruff (configured in pyproject.toml) over src/ and tests/
+# Then vermin: nothing in src/ or tests/ needs a Python newer than requires-python (the lines that do are named),
+# and the code does need that one (else the floor is not the oldest Python it runs on: lower it, and ruff's
+# target-version with it).
+lint: $(VENV)/.installed ## ruff (configured in pyproject.toml) over src/ and tests/, then vermin: the Python floor is requires-python's
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/vermin --no-tips --eval-annotations --violations --target=$(PYTHON_FLOOR)- src tests
+	$(VENV)/bin/vermin --no-tips --eval-annotations --quiet --target=$(PYTHON_FLOOR) src tests || { echo "vermin: the \
+	code runs on a Python older than $(PYTHON_FLOOR): lower requires-python and ruff's target-version"; exit 1; }
 
 summary: $(VENV)/.installed ## print the Keras summary of the CONFIG's model
 	$(PY) -m alexnet summary $(RUN_ARGS)
@@ -110,3 +125,8 @@ bench: $(VENV)/.installed ## measure step and pipeline throughput; prints a tabl
 bench-gpu: GPU_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 bench-gpu: ## training step on one GPU (TensorFlow, or JAX: KERAS_BACKEND=jax, the default with only keras + JAX installed)
 	PYTHONPATH=src KERAS_BACKEND=$${KERAS_BACKEND:-$$($(GPU_PY) -c 'import importlib.util as u; print("tensorflow" if u.find_spec("tensorflow") else "jax")')} $(GPU_PY) -m alexnet.bench.gpu
+
+# The image deploy/'s manifests run (the Dockerfile: TensorFlow's image of the pinned version, requirements.txt,
+# this package; its command is theirs). Then `docker push $(IMAGE)` to the registry the cluster pulls from.
+image: ## build the image deploy/'s manifests run (IMAGE=tag; BASE_IMAGE=tensorflow/tensorflow:2.21.0 for CPUs), then docker push it
+	docker build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) --tag $(IMAGE) .

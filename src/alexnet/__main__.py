@@ -1,15 +1,20 @@
-"""Command line: `python -m alexnet COMMAND [options]`; `python -m alexnet COMMAND --help` for one command.
+"""Command line: `python -m alexnet COMMAND [options]`, or `alexnet COMMAND [options]` where the package is
+installed; `python -m alexnet COMMAND --help` for one command, `--version` for the installed version.
 
 Only parses arguments, calls the function that does the work, and turns its errors into one line on
 stderr and an exit status (the table in alexnet/errors.py). The Makefile calls it; a job controller that
 must see those exit statuses runs it directly (make turns every failure into 2).
 
+--config takes a YAML file or a shipped config's name (demo, imagenet2012, ...: configs/, installed with the
+package); relative paths (--logs, a config's data.dir) are the working directory's, and the demo data is made
+there on first use: any empty directory runs `alexnet train --config demo`.
+
     train, lr-find, claims, compare, summary, data, digits, prepare, bench
-                                                                     --config FILE [--run NAME] [key=value ...]
+                                                          --config FILE|NAME [--run NAME] [key=value ...]
     eval                                                             --run NAME [key=value ...]  (other data)
     export, report                                                   --run NAME
     predict                                                          --run NAME IMAGE [IMAGE ...]
-    import                              --weights imagenet|FILE --run NAME [--config FILE] [key=value ...]
+    import                         --weights imagenet|FILE --run NAME [--config FILE|NAME] [key=value ...]
     data-service                                                     [--port P] [--workers N]
     publish                                                          --run NAME [--as NAME] [--docs DIR]
     docs                                                             [--root DIR] [--check]
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from alexnet.errors import INTERRUPTED_EXIT_CODE, AlexNetError, ConfigError, DataError
@@ -38,6 +44,8 @@ CONFIG_COMMANDS = {
     "bench": "training-step and input-pipeline throughput; logs/bench.json",
 }
 FILE_READERS = ("train", "lr-find", "claims", "compare")  # the commands whose runs read the config's files
+DISTRIBUTION = "alexnet-keras"  # pyproject.toml's name: --version reads its installed metadata
+CONFIG_HELP = "a shipped config's name (demo, imagenet2012, ...) or a YAML file"
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,10 +58,11 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """One sub-command parser per command, each with only the options it takes."""
     parser = Parser(prog="python -m alexnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in CONFIG_COMMANDS.items():
         command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--config", default="configs/demo.yaml", help="YAML file under configs/")
+        command.add_argument("--config", default="demo", help=CONFIG_HELP)
         command.add_argument("--run", default=None, help="run name: output goes to LOGS/RUN/ (default: the "
                                                          "config's name)")
         command.add_argument("--logs", default="logs", help="parent directory of run directories")
@@ -79,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "torchvision .pth or BVLC .caffemodel file")
     imported.add_argument("--run", required=True, help="the run's name under LOGS/")
     imported.add_argument("--logs", default="logs", help="parent directory of run directories")
-    imported.add_argument("--config", default="configs/imagenet2012.yaml", help="the data it is evaluated on")
+    imported.add_argument("--config", default="imagenet2012", help=f"the data it is evaluated on: {CONFIG_HELP}")
     imported.add_argument("overrides", nargs="*", metavar="section.key=value")
     service = commands.add_parser("data-service", help="a tf.data service dispatcher and workers in this process")
     service.add_argument("--port", type=int, default=5050, help="the dispatcher's port")
@@ -101,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["bench"].add_argument("--peers", action="append", default=[], choices=["torch"],
                                            help="also time PyTorch's step (`make bench PEERS=torch` installs it)")
     return parser
+
+
+def version() -> str:
+    """This package's installed version (its metadata); where it is not installed, says so."""
+    try:
+        return f"{DISTRIBUTION} {metadata.version(DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        return f"{DISTRIBUTION} (not installed: `pip install .` or `make install`)"
 
 
 def main(argv=None) -> int:

@@ -17,6 +17,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -395,18 +396,41 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
+# The shipped configs: the checkout's configs/, installed with the package as alexnet.configs (pyproject.toml).
+SHIPPED_CONFIGS = "alexnet.configs"
+
+
+def shipped_configs() -> dict:
+    """{name: file} of the shipped configs (demo: configs/demo.yaml), read where the package is installed."""
+    folder = resources.files(SHIPPED_CONFIGS)
+    return {f.name.removesuffix(".yaml"): f for f in sorted(folder.iterdir(), key=lambda f: f.name)
+            if f.name.endswith(".yaml")}
+
+
+def find_config(path: str | Path):
+    """The YAML file at path; where there is none, the shipped config that a bare name (demo, demo.yaml) or
+    configs/NAME.yaml names, so that `--config demo` works from any directory. ConfigError naming the shipped
+    configs otherwise."""
+    given = Path(path)
+    if given.is_file():
+        return given
+    shipped = shipped_configs()
+    if given.parent in (Path("."), Path("configs")) and given.suffix in ("", ".yaml") and given.stem in shipped:
+        return shipped[given.stem]
+    raise ConfigError(f"config file {path} does not exist, and no config of that name is shipped: give the path of "
+                      f"a YAML file or one of the shipped names, {', '.join(shipped)} (e.g. --config demo)")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), check_files: bool = True) -> Config:
-    """Defaults, then the YAML file at path (if any), then dotted overrides; validated throughout.
+    """Defaults, then the YAML file at path or the shipped config of that name (find_config), then dotted
+    overrides; validated throughout.
 
     check_files: the files the run will read must exist (off for a finished run's own config, which eval,
     export and predict read: its init_from source may be gone, and is not needed again).
     """
     config = Config()
     if path:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; the ones shipped are in configs/")
-        _merge(config, yaml.safe_load(path.read_text()) or {})
+        _merge(config, yaml.safe_load(find_config(path).read_text()) or {})
     _merge(config, parse_overrides(list(overrides)))
     follow_weight_file(config.model)
     _check_combinations(config)

@@ -222,7 +222,7 @@ def provenance(command: str | None = None, gpus: list[str] | None = None) -> Pro
 
 def now() -> str:
     """The time now, UTC, to the second (ISO 8601)."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def current_command() -> str:

@@ -6,11 +6,15 @@ so the class mean colours are alike and a model has to look at form. Each image 
 numpy Generator, so every run writes the same bytes; train and val use different seeds.
 
 Example:
-    ensure_demo_data(load_config("configs/demo.yaml").data)   # what `make data` runs
+    ensure_demo_data(load_config("demo").data)   # what `make data` runs
+
+A command that reads the demo source makes the set on first use where there is none (demo_data_on_first_use),
+so `alexnet train --config demo` runs in any directory without `make data` first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -212,3 +216,26 @@ def ensure_demo_data(data_config) -> Path | None:
         write_all(tasks, _write_one, "demo data")
 
     return generate_once(root, list(splits), expected, generate, f"demo data ({len(CLASSES)} classes, {splits})")
+
+
+def demo_data_on_first_use(data_config) -> None:
+    """Makes the demo set in data_config.dir when there is nothing there yet, saying where in one line first.
+
+    Nothing for other sources, nor where data.dir holds anything (a set made before, whatever its size, or a folder
+    of one's own images read through the demo source, as `make eval ARGS="data.dir=..."` does). The set is written
+    beside it and renamed into place once complete, so an interrupted first use leaves no half set behind.
+    """
+    root = Path(data_config.dir)
+    if data_config.source != "demo" or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        return
+    print(f"demo data: none in {root} yet, making it there on first use ({root.resolve()})", flush=True)
+    partial = root.resolve().with_name(f"{root.resolve().name}.partial-{os.getpid()}")
+    try:
+        ensure_demo_data(dataclasses.replace(data_config, dir=str(partial)))
+        partial.rename(root)  # onto nothing, or onto the empty folder there
+    except OSError:
+        if not root.is_dir() or not (root / MANIFEST).is_file():
+            raise
+        # Another process (a worker of the same job) made the set meanwhile: keep that one.
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

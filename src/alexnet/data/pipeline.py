@@ -4,7 +4,7 @@ Sources live in `sources`, the image functions in `preprocess`; this module only
 input pipeline (sharded for tf.distribute) of the training or validation split.
 
 Example:
-    data = load_config("configs/demo.yaml").data
+    data = load_config("demo").data
     for images, labels in make_dataset(data, "train", image_size=227, global_batch_size=128).take(1):
         print(images.shape, labels.shape)   # (128, 227, 227, 3) uint8, (128,) int32
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from alexnet.data.demo import demo_data_on_first_use
 from alexnet.data.options import fixed_parallelism
 from alexnet.data.preprocess import eval_preprocess, resized_square, train_crop_of_square, train_preprocess
 from alexnet.data.records import read_records_info, records_epochs
@@ -33,7 +34,9 @@ TRAINING_SAMPLE_SEED = 0  # training_sample's images, the same whatever the run'
 
 
 def dataset_info(data) -> DatasetInfo:
-    """Class names and usable example counts of the data section's source (scans a folder once, see folder_files)."""
+    """Class names and usable example counts of the data section's source (scans a folder once, see folder_files).
+    Every command reads this first: the demo set is made here when there is none (demo_data_on_first_use)."""
+    demo_data_on_first_use(data)
     if data.source == "records":
         info = read_records_info(data.dir)
         return DatasetInfo(info["class_names"], info["counts"]["train"], info["counts"]["val"])

@@ -73,7 +73,7 @@ def write_report(run_dir: str | Path, pictures_dir: str | Path | None = None) ->
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n"
             f"<p><small>Written by <code>make report</code> on "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} from {html.escape(str(run.path))}"
+            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC} from {html.escape(str(run.path))}"
             f"</small></p>\n</body></html>\n")
     write_text(run / REPORT, page)
     print(f"report: {run / REPORT} ({len(page) / 1e6:.1f} MB; open it in any browser, offline)", flush=True)
