@@ -161,3 +161,20 @@ def test_a_kill_during_a_write_leaves_the_previous_backup_loadable(tmp_path):
     model = small_model(seed=3)
     restore(model, backup)
     np.testing.assert_array_equal(state(model)[0], state(small_model())[0])
+
+
+def test_a_backup_of_the_earlier_format_still_restores(tmp_path):
+    """Backups written by model.save_weights (`step-N.weights.h5`) before the npz format: a run stopped then
+    resumes with this version."""
+    from alexnet.records import BackupManifest, now
+    from alexnet.training.checkpoints import file_sha256
+
+    model = small_model()
+    weights = tmp_path / "step-000000001.weights.h5"
+    model.save_weights(weights)
+    BackupManifest(weights=weights.name, epoch=0, step=1, global_step=1, bytes=weights.stat().st_size,
+                   sha256=file_sha256(weights), metrics={}, saved=now()).write(tmp_path / "step-000000001.json")
+    fresh = small_model(seed=2)
+    restore(fresh, find_backup(tmp_path))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(fresh.layers[0].kernel),
+                                  keras.ops.convert_to_numpy(model.layers[0].kernel))

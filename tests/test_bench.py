@@ -42,7 +42,9 @@ def test_run_benchmarks_tiny(tmp_path, capfd, monkeypatch):
     ratios = {r.key: r for r in result.ratios}
     assert set(ratios) == {"lrn", "backup_wait", "backup_write", "jpeg_pipeline", "service", "large_jpeg_pipeline",
                            "records_pipeline", "records_speedup", "fit", "run_steps_and_validation", "run_steps"}
-    assert ratios["backup_wait"].value > 0 and ratios["backup_write"].value > 0  # in steps of the default step
+    # In steps of the default step: a write takes time; a snapshot's cost is a difference of two timings, which
+    # on the tiny network is within their noise, either side of 0.
+    assert abs(ratios["backup_wait"].value) < 10 and ratios["backup_write"].value > 0
     final = RunDir(tmp_path / "logs" / "bench_run").final_metrics()
     assert ratios["run_steps"].value == pytest.approx(final.train_seconds / final.wall_seconds)
     assert 0 < ratios["run_steps"].value < ratios["run_steps_and_validation"].value < 1

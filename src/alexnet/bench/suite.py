@@ -3,7 +3,7 @@
 (a) model.fit steps on an in-memory synthetic uint8 batch: float32 / mixed_bfloat16, XLA off / on; with
     `--peers torch` (`make bench PEERS=torch`), PyTorch's step on the same network beside them (peers.py);
 (b) the same step with lrn1/lrn2 replaced by identities, and the ratio LRN / no LRN; what a backup costs, in
-    steps: the snapshot the step waits for, and the write behind it (alexnet/training/snapshots.py);
+    steps: what its snapshot adds to the steps, and the write behind them (alexnet/training/snapshots.py);
 (c) the training input pipeline (make_dataset) on full-size JPEG files (also through a tf.data service
     dispatcher and worker in this process), on the same JPEGs upscaled (larger
     photos) and on prepared 256x256 records, each beside a bare read + tf.io.decode_jpeg loop over the same data;
@@ -65,7 +65,7 @@ from alexnet.rundir import RunDir
 from alexnet.training.checkpoints import write_backup
 from alexnet.training.memory import peak_memory_gb
 from alexnet.training.precision import resolve_precision
-from alexnet.training.snapshots import Position, take_snapshot
+from alexnet.training.snapshots import HostCopy, Position, take_snapshot
 
 AUTOTUNE = tf.data.AUTOTUNE
 TARGETS = {"lrn": 0.80, "jpeg_pipeline": 1.0, "fit": 0.9, "run_steps_and_validation": 0.94}  # 6% outside
@@ -105,11 +105,12 @@ def throughput(key: str, label: str, samples: list[float]) -> Throughput:
                       [round(sample, 2) for sample in samples])
 
 
-def time_fit(model: keras.Model, dataset: tf.data.Dataset, settings: BenchSettings) -> list[float]:
+def time_fit(model: keras.Model, dataset: tf.data.Dataset, settings: BenchSettings,
+             callbacks: Sequence[keras.callbacks.Callback] = ()) -> list[float]:
     """Images/s of model.fit on an endless dataset: one untimed epoch (tracing, XLA), then `reps` timed epochs."""
     timer = EpochTimer()
     model.fit(dataset, steps_per_epoch=settings.steps, epochs=1 + settings.reps, verbose=0, shuffle=False,
-              callbacks=[timer])
+              callbacks=[*callbacks, timer])
     return [settings.batch * settings.steps / s for s in timer.seconds[1:]]
 
 
@@ -182,28 +183,43 @@ def _fit_here(settings, num_classes, image_size, precision, jit, lrn, data, seed
 
 def backup_in_own_process(settings: BenchSettings, num_classes: int, image_size: int, precision: str,
                           jit: bool) -> tuple[float, float]:
-    """(seconds the step waits for a backup's snapshot, seconds of its write behind the step), each the median
-    of settings.reps, for a fresh network with a built optimizer, in a spawned process of its own."""
+    """(seconds a backup's snapshot costs the training steps, seconds of its write behind them), in a spawned
+    process of its own."""
     spawn = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn, initializer=import_tensorflow_quietly) as process:
         return process.submit(_backup_here, settings, num_classes, image_size, precision, jit).result()
 
 
+class _SnapshotEveryStep(keras.callbacks.Callback):
+    """Takes a backup's snapshot after every step and holds it until the next, as a write in flight holds it."""
+
+    def __init__(self, host: HostCopy):
+        super().__init__()
+        self.host, self.snapshot = host, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.snapshot = None
+        self.snapshot = take_snapshot(self.model, self.host, Position(0, batch), batch)
+
+
 def _backup_here(settings, num_classes, image_size, precision, jit) -> tuple[float, float]:
-    """backup_in_own_process's work, in the child: take_snapshot, then write_backup of it (npz, flush, SHA-256,
-    rename, manifest), timed apart."""
+    """backup_in_own_process's work, in the child. The snapshot's cost is the steps' time with a snapshot after
+    each minus without (the momentum and the weights it holds are copied by the next step's update, not by the
+    snapshot: copy-on-write); the write (npz, flush, SHA-256, rename, manifest) is timed on its own."""
     model = _model(settings, num_classes, image_size, precision, jit)
-    model.fit(synthetic_dataset(settings.batch, image_size, num_classes), steps_per_epoch=1, epochs=1, verbose=0)
-    snapshots, writes = [], []
+    dataset = synthetic_dataset(settings.batch, image_size, num_classes)
+    host = HostCopy(model)  # built before the first step, as training builds it
+    plain = statistics.median(time_fit(model, dataset, settings))
+    every = _SnapshotEveryStep(host)
+    snapshotted = statistics.median(time_fit(model, dataset, settings, [every]))
+    writes = []
     with tempfile.TemporaryDirectory() as folder:
-        for rep in range(1 + settings.reps):  # the first of each untimed: it allocates the host memory
+        for rep in range(1 + settings.reps):  # the first untimed
+            snapshot = take_snapshot(model, host, Position(0, rep), rep)
             started = time.perf_counter()
-            snapshot = take_snapshot(model, Position(0, rep), rep)
-            snapped = time.perf_counter()
             write_backup(snapshot, Path(folder))
-            snapshots.append(snapped - started)
-            writes.append(time.perf_counter() - snapped)
-    return statistics.median(snapshots[1:]), statistics.median(writes[1:])
+            writes.append(time.perf_counter() - started)
+    return settings.batch / snapshotted - settings.batch / plain, statistics.median(writes[1:])
 
 
 def _bare_decode(encoded: tf.data.Dataset, batch: int) -> tf.data.Dataset:
@@ -330,7 +346,7 @@ def run_benchmarks(config, logs_dir: str | Path, settings: BenchSettings | None 
     # What a backup costs: the snapshot the step waits for, and the write behind it, each in steps of this one.
     step_seconds = settings.batch / step[default]
     snapshot_seconds, write_seconds = backup_in_own_process(settings, num_classes, image_size, *default)
-    ratio("backup_wait", f"backup: the step's wait (snapshot to host memory, {snapshot_seconds:.2f} s) / one step",
+    ratio("backup_wait", f"backup: what its snapshot adds to the steps ({snapshot_seconds:.2f} s) / one step",
           snapshot_seconds / step_seconds)
     ratio("backup_write", f"backup: the write behind the step ({write_seconds:.2f} s) / one step",
           write_seconds / step_seconds)

@@ -403,7 +403,7 @@ def guarantees_view(results: Results, name: str | None = None) -> str:
         bench, cost = None, not_published("what a backup costs", "make bench", name).strip("*")
     else:
         wait, write = bench.ratio("backup_wait").value, bench.ratio("backup_write").value
-        cost = (f"the step waits {percent(wait)} of a step for the snapshot; the write runs behind it for "
+        cost = (f"its snapshot adds {percent(wait)} of a step to the steps; the write runs behind them for "
                 f"{write:.1f} steps' time ({bench.setup.variant} AlexNet, batch {bench.setup.batch}, "
                 f"{bench.setup.precision})")
     rows.append(("a backup", cost))
