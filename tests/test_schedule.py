@@ -46,7 +46,7 @@ def test_constant_schedule_with_a_fractional_warmup():
 
 
 def test_a_saved_model_keeps_its_schedule(tmp_path):
-    """best.keras holds the optimizer: the schedule is serialised with it and loads back equal."""
+    """A .keras file holds the compiled optimizer's config: the schedule is serialised with it and loads back equal."""
     schedule = learning_rate_schedule(TrainConfig(learning_rate=0.1, schedule="cosine", warmup_epochs=1, epochs=3), 4)
     schedule.drops.assign(1)
     again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))

@@ -32,7 +32,7 @@ from alexnet.data.pipeline import dataset_info, encoded_examples, make_dataset, 
 from alexnet.data.preprocess import ten_crops
 from alexnet.export import load_best_model
 from alexnet.metrics import errors_of, top_k_hits
-from alexnet.records import ClassError, EvalData, Evaluation, PassErrors, provenance
+from alexnet.records import BestEpoch, ClassError, EvalData, Evaluation, PassErrors, provenance
 from alexnet.rundir import RunDir
 from alexnet.studies import figures
 from alexnet.studies.projector import write_projector
@@ -86,9 +86,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] = ()) -> Evaluation:
         lrn_gain_spread=spreads, lrn_images=int(len(lrn_images)))
     table = table2(result)
     result.write(run / rundir.EVAL_RECORD)
-    optimizer = getattr(model, "optimizer", None)  # an imported network has none
-    step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
-    write_tensorboard(run, step, result, table, centre, train_sample, names, settings)
+    write_tensorboard(run, best_model_step(run), result, table, centre, train_sample, names, settings)
     print(table)
     if spreads:
         varies = ", ".join(f"{name} {value:.1%}" for name, value in spreads.items())
@@ -237,6 +235,15 @@ def table2(result: Evaluation) -> str:
     if not name.startswith(IMAGENET):
         lines.append("This data set is not ILSVRC-2012: the published rows and this run's are not comparable.")
     return "\n".join(lines)
+
+
+def best_model_step(run: RunDir) -> int:
+    """The training step of the run's best model: the end of its epoch (best.json, history.csv); 0 for an
+    imported network, which has no training."""
+    if not (run / rundir.BEST_RECORD).exists() or not (run / rundir.HISTORY).exists():
+        return 0
+    epoch = BestEpoch.read(run / rundir.BEST_RECORD).epoch
+    return next((row.step for row in run.history() if row.epoch == epoch), 0)
 
 
 def write_tensorboard(run: RunDir, step: int, result: Evaluation, table: str, centre: dict, train_sample: dict,

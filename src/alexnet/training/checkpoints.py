@@ -274,7 +274,7 @@ class Backup(keras.callbacks.Callback):
         self.stop: Request | None = None
         # What else is written from each epoch's end snapshot, behind the step (the reporter's weight pictures).
         self.epoch_end_writers: list[Callable[[Snapshot], None]] = []
-        self.host: HostCopy | None = None  # the copy of the model the snapshots go into, made at the first save
+        self.host: HostCopy | None = None  # the copy of the model the snapshots go into, made when training begins
         self.saved: Path | None = None  # the newest backup file (the chief's), once its write has committed
 
     def _global_step(self) -> int:
