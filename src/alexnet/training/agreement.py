@@ -79,8 +79,8 @@ class JobAgreement:
                 self.watched += 1
 
     def request(self, step: int, signal: int = 0) -> None:
-        """Asks every worker to back up after step + 1 (and, with a signal, to stop there); returns once every
-        worker has acknowledged. PeerLostError when one does not within the job's peer timeout."""
+        """Asks every worker to back up once step + 1 is trained (and, with a signal, to stop there); returns once
+        every worker has acknowledged. PeerLostError when one does not within the job's peer timeout."""
         number = self.watched
         value = f"{step + 1},{signal},{self.task.name}"
         while True:
