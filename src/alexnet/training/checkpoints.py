@@ -23,6 +23,7 @@ a timed one); only the chief writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -135,17 +136,28 @@ def disk_full_error(path: Path, needed: int) -> DiskFullError:
                          f"the same command again to resume from the last backup")
 
 
+@contextlib.contextmanager
+def naming_a_full_disk(path: Path, needed: int):
+    """Turns an error of the writes inside that means the device is full into DiskFullError naming path and
+    the bytes they needed; other errors pass as they are."""
+    try:
+        yield
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, needed) from e
+        raise
+
+
 def stage_backup(snapshot: Snapshot, folder: Path) -> Path:
     """Writes the snapshot's npz under a temporary name in folder, flushed to the disk; returns that path
     (commit_backup makes it the backup)."""
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".step-{snapshot.global_step:09d}.partial.npz"
     try:
-        write_npz(partial, snapshot)
-    except Exception as e:
+        with naming_a_full_disk(partial, snapshot.nbytes):
+            write_npz(partial, snapshot)
+    except Exception:
         partial.unlink(missing_ok=True)
-        if is_disk_full(e):
-            raise disk_full_error(partial, snapshot.nbytes) from e
         raise
     return partial
 
@@ -155,15 +167,11 @@ def commit_backup(partial: Path, snapshot: Snapshot) -> Path:
     returns the backup's file."""
     name = f"step-{snapshot.global_step:09d}"
     path = partial.with_name(f"{name}.npz")
-    try:
+    with naming_a_full_disk(path.with_name(f"{name}.json"), 4096):  # the manifest, beside the file it vouches for
         os.replace(partial, path)
         BackupManifest(weights=path.name, epoch=snapshot.position.epoch, step=snapshot.position.step,
                        global_step=snapshot.global_step, bytes=path.stat().st_size, sha256=file_sha256(path),
                        metrics=snapshot.metrics, saved=now()).write(path.with_name(f"{name}.json"))
-    except Exception as e:
-        if is_disk_full(e):  # the manifest, beside the file it vouches for
-            raise disk_full_error(path.with_name(f"{name}.json"), 4096) from e
-        raise
     _prune(path.parent)
     return path
 
@@ -236,12 +244,9 @@ class BestModel:
         previous best), then best.json."""
         partial = self.path.with_name(f".{self.path.stem}.partial.keras")
         try:
-            save_keras_file(snapshot.host.model, partial)
-            os.replace(partial, self.path)
-        except Exception as e:
-            if is_disk_full(e):
-                raise disk_full_error(self.path, snapshot.nbytes) from e
-            raise
+            with naming_a_full_disk(self.path, snapshot.nbytes):
+                save_keras_file(snapshot.host.model, partial)
+                os.replace(partial, self.path)
         finally:
             partial.unlink(missing_ok=True)
         chosen.write(self.record)
