@@ -98,6 +98,8 @@ class SignalStop(keras.callbacks.Callback):
             raise self._stopped(self.received, "before training began; nothing new to back up")
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.received is None and self.backup.stop is None:
+            return  # no signal here, no stop asked for: the step's position is not read
         step, epoch, in_epoch = training_position(self.model, self.backup.steps_per_epoch)
         if in_epoch == self.backup.steps_per_epoch:
             return  # the epoch's last step: a stop waits for the epoch's end and its backup (on_epoch_end)
